@@ -1,0 +1,249 @@
+package sessioncap
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Overflow is what Login does when the user already holds their maximum
+// number of live sessions.
+type Overflow int
+
+const (
+	// EvictOldest signs out the oldest sessions to make room for the new
+	// one. The evicted devices learn why on their next request.
+	EvictOldest Overflow = iota
+	// RejectNew refuses the new sign-in with a *LimitError that lists the
+	// live sessions, so the user can pick one to sign out.
+	RejectNew
+)
+
+// String returns "evict" or "reject".
+func (o Overflow) String() string {
+	switch o {
+	case EvictOldest:
+		return "evict"
+	case RejectNew:
+		return "reject"
+	}
+	return fmt.Sprintf("Overflow(%d)", int(o))
+}
+
+// EventMode selects how session endings are published for live subscribers.
+type EventMode int
+
+const (
+	// EventsOff publishes nothing (the default): no Pub/Sub traffic.
+	EventsOff EventMode = iota
+	// EventsPubSub publishes with PUBLISH on a per-user channel. It works on
+	// every Redis and on miniredis; on a Cluster, PUBLISH is broadcast to
+	// every node, which costs more as the cluster grows.
+	EventsPubSub
+	// EventsSharded publishes with SPUBLISH (Redis 7.0+) on a per-user
+	// channel that shares the user's hash slot, so on a Cluster only the
+	// shard that owns the user carries the message.
+	EventsSharded
+)
+
+// NoIdleTimeout, as Config.IdleTimeout, turns the idle timeout off: sessions
+// then end only at their absolute timeout or when ended on purpose.
+const NoIdleTimeout time.Duration = -1
+
+// HistoryAll, as Config.HistoryLimit, keeps every history record (until
+// HistoryTTL passes without a new record).
+const HistoryAll = -1
+
+// Defaults. The reasoning is in the Config field docs.
+const (
+	DefaultMaxSessions     = 1
+	DefaultIdleTimeout     = 30 * time.Minute
+	DefaultAbsoluteTimeout = 24 * time.Hour
+	DefaultTombstoneTTL    = 24 * time.Hour
+	DefaultHistoryTTL      = 90 * 24 * time.Hour
+	DefaultKeyPrefix       = "sc"
+	DefaultUpdateAttempts  = 8
+)
+
+// Config configures an Engine. The zero value is usable: New fills every
+// zero field with the default documented on it.
+type Config struct {
+	// MaxSessions is the number of live sessions one user may hold when
+	// Limiter does not decide otherwise. Default 1 (one device at a time);
+	// Unlimited lifts the cap. Other values below 1 are rejected.
+	MaxSessions int
+
+	// Limiter, if set, decides the cap per user at each Login (admins
+	// unlimited, plans with 1 / 2 / 4 screens). Returning 0 falls back to
+	// MaxSessions. Default nil.
+	Limiter Limiter
+
+	// Overflow is what Login does at the cap. Default EvictOldest.
+	Overflow Overflow
+
+	// IdleTimeout ends a session after this long without a Validate.
+	// Default 30 minutes: the upper end of OWASP's advice for low-risk
+	// applications (15 to 30 minutes), so a shared or stolen device does not
+	// stay signed in for long, while a user reading a page does not get
+	// signed out. NoIdleTimeout turns it off; streaming clients that
+	// heartbeat every few minutes can keep the default.
+	IdleTimeout time.Duration
+
+	// AbsoluteTimeout ends a session this long after sign-in, however active.
+	// Default 24 hours: a stolen token stops working within a day, and users
+	// sign in about once a day, which is what per-seat products expect.
+	// It must be at least IdleTimeout.
+	AbsoluteTimeout time.Duration
+
+	// TouchInterval is how stale a session's last-seen time may get before
+	// Validate writes it back. Validate is read-only for calls closer together
+	// than this, which keeps the hot path cheap; the idle timeout is then
+	// measured from a last-seen time at most TouchInterval old. Default
+	// IdleTimeout/30 (one minute for the default), and 1 minute when the idle
+	// timeout is off. Must be below IdleTimeout.
+	TouchInterval time.Duration
+
+	// TombstoneTTL is how long an ended session stays readable as the reason
+	// it ended (EvictedError, RevokedError) before Validate reports
+	// ErrExpired instead. Default 24 hours, so a device that comes back the
+	// next day still learns why it was signed out.
+	TombstoneTTL time.Duration
+
+	// LogoutEverywhere makes Logout on one device end all of that user's
+	// sessions, like django-single-session's LOGOUT_ALL_SESSIONS. Default
+	// false.
+	LogoutEverywhere bool
+
+	// KeyPrefix starts every Redis key and channel name. Default "sc". It
+	// must not contain '{' or '}', which would break the cluster hash tag.
+	KeyPrefix string
+
+	// HistoryLimit is how many history records (logins, logouts, evictions,
+	// revocations, rotations, expiries) to keep per user: 0 keeps none (the
+	// default: no history writes at all), N keeps the newest N, HistoryAll
+	// keeps every one.
+	HistoryLimit int
+
+	// HistoryTTL removes a user's history this long after its newest record.
+	// Default 90 days.
+	HistoryTTL time.Duration
+
+	// Events selects live publication of session endings. Default EventsOff.
+	Events EventMode
+
+	// UpdateAttempts bounds the optimistic retries of Update. Default 8.
+	UpdateAttempts int
+
+	// Logger receives structured logs (never a token or a secret; session
+	// IDs only in public form). Default: a logger that discards everything.
+	Logger *slog.Logger
+
+	// Observer, if set, is told about every operation's outcome, so the app
+	// can export metrics without sessioncap depending on a metrics library.
+	// Default nil. See Stats for a ready-made counting Observer.
+	Observer Observer
+
+	// WaitReplicas, if above 0, makes Logout, LogoutOthers, LogoutAll and
+	// Revoke wait (Redis WAIT, on the connection that made the write) until
+	// this many replicas acknowledged the ending, so a failover right after
+	// cannot bring the session back. Default 0 (do not wait). A single Redis
+	// with no replicas must keep 0.
+	WaitReplicas int
+
+	// WaitTimeout bounds that wait. Default 1 second when WaitReplicas > 0.
+	WaitTimeout time.Duration
+
+	// Now is the clock. Default time.Now. Tests inject a fixed clock; the
+	// time is passed to the scripts in milliseconds, so Redis's own clock
+	// only matters for key expiry.
+	Now func() time.Time
+}
+
+// withDefaults returns c with every zero field filled in, or an error that
+// wraps ErrInvalidConfig.
+func (c Config) withDefaults() (Config, error) {
+	bad := func(format string, args ...any) (Config, error) {
+		return c, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+	}
+	switch {
+	case c.MaxSessions == 0:
+		c.MaxSessions = DefaultMaxSessions
+	case c.MaxSessions < 0 && c.MaxSessions != Unlimited:
+		return bad("MaxSessions %d: use 1 or more, or Unlimited", c.MaxSessions)
+	}
+	if c.Overflow != EvictOldest && c.Overflow != RejectNew {
+		return bad("unknown Overflow %d", int(c.Overflow))
+	}
+	if c.AbsoluteTimeout == 0 {
+		c.AbsoluteTimeout = DefaultAbsoluteTimeout
+	}
+	if c.AbsoluteTimeout < time.Millisecond {
+		return bad("AbsoluteTimeout %v: must be at least 1ms", c.AbsoluteTimeout)
+	}
+	switch {
+	case c.IdleTimeout == 0:
+		c.IdleTimeout = min(DefaultIdleTimeout, c.AbsoluteTimeout)
+	case c.IdleTimeout == NoIdleTimeout:
+	case c.IdleTimeout < time.Millisecond:
+		return bad("IdleTimeout %v: must be at least 1ms, or NoIdleTimeout", c.IdleTimeout)
+	case c.IdleTimeout > c.AbsoluteTimeout:
+		return bad("IdleTimeout %v exceeds AbsoluteTimeout %v", c.IdleTimeout, c.AbsoluteTimeout)
+	}
+	switch {
+	case c.TouchInterval == 0 && c.IdleTimeout == NoIdleTimeout:
+		c.TouchInterval = time.Minute
+	case c.TouchInterval == 0:
+		c.TouchInterval = max(c.IdleTimeout/30, time.Millisecond)
+	case c.TouchInterval < 0:
+		return bad("TouchInterval %v is negative", c.TouchInterval)
+	case c.IdleTimeout != NoIdleTimeout && c.TouchInterval >= c.IdleTimeout:
+		return bad("TouchInterval %v must be below IdleTimeout %v", c.TouchInterval, c.IdleTimeout)
+	}
+	if c.TombstoneTTL == 0 {
+		c.TombstoneTTL = DefaultTombstoneTTL
+	}
+	if c.TombstoneTTL < time.Millisecond {
+		return bad("TombstoneTTL %v: must be at least 1ms", c.TombstoneTTL)
+	}
+	if c.KeyPrefix == "" {
+		c.KeyPrefix = DefaultKeyPrefix
+	}
+	if strings.ContainsAny(c.KeyPrefix, "{}") || len(c.KeyPrefix) > 64 {
+		return bad("KeyPrefix %q: no braces, at most 64 bytes", c.KeyPrefix)
+	}
+	if c.HistoryLimit < 0 && c.HistoryLimit != HistoryAll {
+		return bad("HistoryLimit %d: use 0, N or HistoryAll", c.HistoryLimit)
+	}
+	if c.HistoryTTL == 0 {
+		c.HistoryTTL = DefaultHistoryTTL
+	}
+	if c.HistoryTTL < time.Millisecond {
+		return bad("HistoryTTL %v: must be at least 1ms", c.HistoryTTL)
+	}
+	if c.Events < EventsOff || c.Events > EventsSharded {
+		return bad("unknown Events mode %d", int(c.Events))
+	}
+	if c.UpdateAttempts == 0 {
+		c.UpdateAttempts = DefaultUpdateAttempts
+	}
+	if c.UpdateAttempts < 1 {
+		return bad("UpdateAttempts %d: must be 1 or more", c.UpdateAttempts)
+	}
+	if c.WaitReplicas < 0 {
+		return bad("WaitReplicas %d is negative", c.WaitReplicas)
+	}
+	if c.WaitReplicas > 0 && c.WaitTimeout == 0 {
+		c.WaitTimeout = time.Second
+	}
+	if c.WaitTimeout < 0 {
+		return bad("WaitTimeout %v is negative", c.WaitTimeout)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c, nil
+}

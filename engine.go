@@ -1,0 +1,641 @@
+// Package sessioncap is a Redis session engine that caps how many live
+// sessions each user may hold.
+//
+// Sign-in is one atomic Lua script and one round trip: it adds the new
+// session, drops the user's expired ones and evicts all but the newest N, so
+// no race between simultaneous sign-ins can leave a user above the cap.
+// Validation is one round trip too, and an evicted device learns why: when,
+// and which sign-in replaced it.
+//
+// Every key of a user shares one hash slot, so the same code runs on a single
+// Redis, behind Sentinel, and on Redis Cluster through redis.UniversalClient.
+package sessioncap
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	//go:embed lua/lib.lua
+	luaLib string
+	//go:embed lua/login.lua
+	luaLogin string
+	//go:embed lua/validate.lua
+	luaValidate string
+	//go:embed lua/save.lua
+	luaSave string
+	//go:embed lua/rotate.lua
+	luaRotate string
+	//go:embed lua/end.lua
+	luaEnd string
+	//go:embed lua/list.lua
+	luaList string
+)
+
+// The scripts, compiled once. Each is the shared prelude followed by its own
+// body, so helpers like pruning live in one place.
+var (
+	scriptLogin    = redis.NewScript(luaLib + luaLogin)
+	scriptValidate = redis.NewScript(luaLib + luaValidate)
+	scriptSave     = redis.NewScript(luaLib + luaSave)
+	scriptRotate   = redis.NewScript(luaLib + luaRotate)
+	scriptEnd      = redis.NewScript(luaLib + luaEnd)
+	scriptList     = redis.NewScript(luaLib + luaList)
+)
+
+// Engine stores and caps sessions in Redis. It is safe for concurrent use.
+type Engine struct {
+	rdb redis.UniversalClient
+	cfg Config
+
+	// Arguments 2..7 of every script, formatted once.
+	idleArg, histLimitArg, histTTLArg, pubArg, tombTTLArg, touchArg string
+}
+
+// Meta describes a new session. IP and UserAgent are stored for the devices
+// list and eviction messages; longer values are cut to 64 and 512 bytes.
+// Values are the session's initial app data (64 KiB at most, encoded).
+type Meta struct {
+	IP        string
+	UserAgent string
+	Values    map[string]string
+}
+
+// LoginResult is what Login returns.
+type LoginResult struct {
+	// Token is the secret bearer token, for a cookie or an Authorization
+	// header. It is 87 URL-safe characters and is never stored in Redis.
+	Token string
+	// SessionID is the session's public ID (a UUID), safe to show and log.
+	SessionID string
+	// Evicted lists the public IDs of the sessions this login signed out.
+	Evicted []string
+	// Session is the new session, as Validate would return it.
+	Session *Session
+}
+
+// Session is a live session. It never holds the token.
+type Session struct {
+	ID         string // public session ID (UUID)
+	UserID     string
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	ExpiresAt  time.Time // when it ends if not used again: min(last seen + idle, absolute)
+	AbsoluteAt time.Time // when it ends however active
+	IP         string
+	UserAgent  string
+	// Values are the app's data. Change them and call Engine.Save.
+	Values map[string]string
+
+	keys      userKeys
+	sid       [sidLen]byte
+	prefixLen int
+	valuesRaw string
+}
+
+// New returns an Engine that uses client, which may be a *redis.Client, a
+// Sentinel-backed failover client or a *redis.ClusterClient. It validates cfg
+// and fills its defaults; it does no I/O.
+func New(client redis.UniversalClient, cfg Config) (*Engine, error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: nil redis client", ErrInvalidConfig)
+	}
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{rdb: client, cfg: c}
+	idle := int64(0)
+	if c.IdleTimeout > 0 {
+		idle = c.IdleTimeout.Milliseconds()
+	}
+	e.idleArg = strconv.FormatInt(idle, 10)
+	e.histLimitArg = strconv.Itoa(c.HistoryLimit)
+	e.histTTLArg = strconv.FormatInt(c.HistoryTTL.Milliseconds(), 10)
+	switch c.Events {
+	case EventsPubSub:
+		e.pubArg = "PUBLISH"
+	case EventsSharded:
+		e.pubArg = "SPUBLISH"
+	}
+	e.tombTTLArg = strconv.FormatInt(c.TombstoneTTL.Milliseconds(), 10)
+	e.touchArg = strconv.FormatInt(c.TouchInterval.Milliseconds(), 10)
+	return e, nil
+}
+
+// Config returns the engine's configuration with defaults filled in.
+func (e *Engine) Config() Config { return e.cfg }
+
+func (e *Engine) nowMS() int64 { return e.cfg.Now().UnixMilli() }
+
+// args builds the ARGV common to every script, followed by extra.
+func (e *Engine) args(now int64, k userKeys, extra ...any) []any {
+	a := make([]any, 0, 7+len(extra))
+	a = append(a, ms13(now), e.idleArg, e.histLimitArg, e.histTTLArg, e.pubArg, k.channel, e.tombTTLArg)
+	return append(a, extra...)
+}
+
+// run executes a script with EVALSHA, falling back to EVAL when the server
+// lost its script cache (restart, failover, SCRIPT FLUSH). This is what
+// redis.Script.Run does; it is spelt out so the retry can be observed.
+func (e *Engine) run(ctx context.Context, op Op, s *redis.Script, k userKeys, args []any) ([]any, error) {
+	return e.runOn(ctx, e.rdb, op, s, k, args)
+}
+
+func (e *Engine) runOn(ctx context.Context, c redis.Scripter, op Op, s *redis.Script, k userKeys, args []any) ([]any, error) {
+	keys := k.list()
+	v, err := s.EvalSha(ctx, c, keys, args...).Result()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		e.observe(Observation{Op: op, Outcome: OutcomeScriptRetry})
+		v, err = s.Eval(ctx, c, keys, args...).Result()
+	}
+	if err != nil {
+		return nil, unavailable(string(op), err)
+	}
+	reply, ok := v.([]any)
+	if !ok || len(reply) == 0 {
+		return nil, unavailable(string(op), fmt.Errorf("unexpected script reply %T", v))
+	}
+	if _, ok := reply[0].(int64); !ok {
+		return nil, unavailable(string(op), fmt.Errorf("unexpected script status %T", reply[0]))
+	}
+	return reply, nil
+}
+
+func status(reply []any) int64 { return reply[0].(int64) }
+
+func replyString(op string, reply []any, i int) (string, error) {
+	if i >= len(reply) {
+		return "", unavailable(op, fmt.Errorf("script reply too short: %d items", len(reply)))
+	}
+	s, ok := reply[i].(string)
+	if !ok {
+		return "", unavailable(op, fmt.Errorf("script reply item %d is %T, want string", i, reply[i]))
+	}
+	return s, nil
+}
+
+func checkUserID(userID string) error {
+	if userID == "" || len(userID) > maxUserIDLen {
+		return ErrInvalidUserID
+	}
+	return nil
+}
+
+// clip shortens s to at most n bytes without splitting a UTF-8 sequence.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s[len(s)-utf8.UTFMax:]) {
+		r, size := utf8.DecodeLastRuneInString(s)
+		if r != utf8.RuneError || size != 1 {
+			break
+		}
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// limitFor asks the Limiter, if any, for the user's cap.
+func (e *Engine) limitFor(ctx context.Context, userID string) (int, error) {
+	if e.cfg.Limiter == nil {
+		return e.cfg.MaxSessions, nil
+	}
+	n, err := e.cfg.Limiter.Limit(ctx, userID)
+	if err != nil {
+		return 0, fmt.Errorf("sessioncap: limiter: %w", err)
+	}
+	switch {
+	case n == 0:
+		return e.cfg.MaxSessions, nil
+	case n < 0 && n != Unlimited:
+		return 0, fmt.Errorf("%w: limiter returned %d for a user", ErrInvalidConfig, n)
+	}
+	return n, nil
+}
+
+// Login creates a session for userID and enforces the user's cap in the same
+// atomic step: one script call, one round trip. Under EvictOldest the oldest
+// sessions above the cap are signed out and listed in the result; under
+// RejectNew a full cap returns a *LimitError.
+func (e *Engine) Login(ctx context.Context, userID string, meta Meta) (res *LoginResult, err error) {
+	start := time.Now()
+	defer func() { e.done(ctx, OpLogin, start, err, res) }()
+	if err := checkUserID(userID); err != nil {
+		return nil, err
+	}
+	values, err := encodeValues(meta.Values)
+	if err != nil {
+		return nil, err
+	}
+	limit, err := e.limitFor(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	digest := userDigest(userID)
+	k := keysFor(e.cfg.KeyPrefix, digest)
+	tok, err := newToken(digest)
+	if err != nil {
+		return nil, err
+	}
+	now := e.nowMS()
+	abs := now + e.cfg.AbsoluteTimeout.Milliseconds()
+	ip, ua := clip(meta.IP, maxIPLen), clip(meta.UserAgent, maxUALen)
+	m := encodeMeta(ip, ua, userID)
+	if len(m) > maxMetaLen {
+		return nil, fmt.Errorf("%w: metadata too large", ErrInvalidInput)
+	}
+	rec := liveRecord(tok.secretDigest(), now, abs, m, values)
+	sid := string(tok.sid[:])
+	now13 := ms13(now)
+	tail := now13 + sid + m
+	entry := string(rune(codeLogin)) + now13 + sid + string(zeroSID[:]) + m
+	reject := "0"
+	if e.cfg.Overflow == RejectNew {
+		reject = "1"
+	}
+	reply, err := e.run(ctx, OpLogin, scriptLogin, k,
+		e.args(now, k, sid, rec, strconv.Itoa(limit), reject, tail, entry))
+	if err != nil {
+		return nil, err
+	}
+	if status(reply) == -1 {
+		sessions, err := e.parseList(string(OpLogin), reply, k)
+		if err != nil {
+			return nil, err
+		}
+		return nil, &LimitError{UserID: userID, Limit: limit, Sessions: sessions}
+	}
+	if status(reply) != 1 {
+		return nil, unavailable(string(OpLogin), fmt.Errorf("unexpected login status %d", status(reply)))
+	}
+	res = &LoginResult{Token: tok.String(), SessionID: publicID(tok.sid)}
+	for i := 1; i < len(reply); i++ {
+		s, err := replyString(string(OpLogin), reply, i)
+		if err != nil || len(s) != sidLen {
+			return nil, unavailable(string(OpLogin), fmt.Errorf("bad evicted session ID in reply"))
+		}
+		res.Evicted = append(res.Evicted, publicID([sidLen]byte([]byte(s))))
+	}
+	sess, err := e.session(rec, tok.sid, k)
+	if err != nil {
+		return nil, unavailable(string(OpLogin), err)
+	}
+	res.Session = sess
+	e.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "sessioncap login",
+		slog.String("session", res.SessionID), slog.Int("evicted", len(res.Evicted)), slog.Int("limit", limit))
+	return res, nil
+}
+
+// session builds a Session from a live record.
+func (e *Engine) session(rec string, sid [sidLen]byte, k userKeys) (*Session, error) {
+	p, err := parseRecord(rec)
+	if err != nil {
+		return nil, err
+	}
+	if !p.live {
+		return nil, errBadRecord
+	}
+	exp := p.abs
+	if e.cfg.IdleTimeout > 0 {
+		exp = min(exp, p.last+e.cfg.IdleTimeout.Milliseconds())
+	}
+	return &Session{
+		ID:         publicID(sid),
+		UserID:     p.userID,
+		CreatedAt:  fromMS(p.created),
+		LastSeenAt: fromMS(p.last),
+		ExpiresAt:  fromMS(exp),
+		AbsoluteAt: fromMS(p.abs),
+		IP:         p.ip,
+		UserAgent:  p.ua,
+		Values:     p.values,
+		keys:       k,
+		sid:        sid,
+		prefixLen:  p.prefixLen,
+		valuesRaw:  p.valuesRaw,
+	}, nil
+}
+
+// ended interprets the status codes the token-checked scripts share:
+// 0 unknown or expired, 2 a tombstone (evicted or revoked).
+func (e *Engine) ended(op Op, reply []any, sid [sidLen]byte) error {
+	switch status(reply) {
+	case 0, 3:
+		return ErrExpired
+	case 2:
+		r, err := replyString(string(op), reply, 1)
+		if err != nil {
+			return err
+		}
+		p, err := parseRecord(r)
+		if err != nil || p.live {
+			return unavailable(string(op), errBadRecord)
+		}
+		// A tombstone past its TTL that nobody pruned yet reads as expired.
+		if e.nowMS() >= p.at+e.cfg.TombstoneTTL.Milliseconds() {
+			return ErrExpired
+		}
+		return endingError(p, sid)
+	}
+	return unavailable(string(op), fmt.Errorf("unexpected status %d", status(reply)))
+}
+
+// Validate returns the live session a token belongs to, in one round trip
+// (one script call, which also slides the idle timeout at most once per
+// TouchInterval). Errors: ErrInvalidToken (no Redis call made), ErrExpired,
+// ErrEvicted (*EvictedError), ErrRevoked (*RevokedError), ErrUnavailable.
+func (e *Engine) Validate(ctx context.Context, tokenStr string) (s *Session, err error) {
+	start := time.Now()
+	defer func() { e.done(ctx, OpValidate, start, err, nil) }()
+	t, err := parseToken(tokenStr)
+	if err != nil {
+		return nil, err
+	}
+	k := keysFor(e.cfg.KeyPrefix, t.user)
+	reply, err := e.run(ctx, OpValidate, scriptValidate, k,
+		e.args(e.nowMS(), k, string(t.sid[:]), t.secretDigest(), e.touchArg))
+	if err != nil {
+		return nil, err
+	}
+	if status(reply) != 1 {
+		return nil, e.ended(OpValidate, reply, t.sid)
+	}
+	r, err := replyString(string(OpValidate), reply, 1)
+	if err != nil {
+		return nil, err
+	}
+	s, err = e.session(r, t.sid, k)
+	if err != nil {
+		return nil, unavailable(string(OpValidate), err)
+	}
+	return s, nil
+}
+
+// Save writes s.Values back to its session. It never revives a session that
+// was evicted, revoked or expired meanwhile: that returns the same error
+// Validate would. Concurrent Saves of one session are last-writer-wins; use
+// Update to read, change and write without losing a concurrent change.
+func (e *Engine) Save(ctx context.Context, s *Session) (err error) {
+	start := time.Now()
+	defer func() { e.done(ctx, OpSave, start, err, nil) }()
+	return e.save(ctx, s, "")
+}
+
+func (e *Engine) save(ctx context.Context, s *Session, expect string) error {
+	if s == nil || s.sid == zeroSID || s.prefixLen < headerLen {
+		return fmt.Errorf("%w: session did not come from this engine", ErrInvalidInput)
+	}
+	values, err := encodeValues(s.Values)
+	if err != nil {
+		return err
+	}
+	reply, err := e.run(ctx, OpSave, scriptSave, s.keys,
+		e.args(e.nowMS(), s.keys, string(s.sid[:]), strconv.Itoa(s.prefixLen), values, expect))
+	if err != nil {
+		return err
+	}
+	switch status(reply) {
+	case 1:
+		s.valuesRaw = values
+		return nil
+	case 4:
+		return ErrConflict
+	}
+	return e.ended(OpSave, reply, s.sid)
+}
+
+// Update reads the session behind token, lets fn change its values and writes
+// them back only if nobody changed them in between, retrying up to
+// Config.UpdateAttempts times (then ErrConflict). An error from fn aborts
+// without writing and is returned as is.
+func (e *Engine) Update(ctx context.Context, token string, fn func(values map[string]string) error) (*Session, error) {
+	for attempt := 0; attempt < e.cfg.UpdateAttempts; attempt++ {
+		s, err := e.Validate(ctx, token)
+		if err != nil {
+			return nil, err
+		}
+		if err := fn(s.Values); err != nil {
+			return nil, err
+		}
+		err = e.save(ctx, s, s.valuesRaw)
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	return nil, ErrConflict
+}
+
+// Rotate gives the session behind token a new token and kills the old one at
+// once, in one round trip. Call it on privilege change or re-authentication,
+// so a token captured before cannot ride the upgrade.
+func (e *Engine) Rotate(ctx context.Context, token string) (rotated string, err error) {
+	start := time.Now()
+	defer func() { e.done(ctx, OpRotate, start, err, nil) }()
+	t, err := parseToken(token)
+	if err != nil {
+		return "", err
+	}
+	fresh, err := newToken(t.user)
+	if err != nil {
+		return "", err
+	}
+	fresh.sid = t.sid
+	k := keysFor(e.cfg.KeyPrefix, t.user)
+	reply, err := e.run(ctx, OpRotate, scriptRotate, k,
+		e.args(e.nowMS(), k, string(t.sid[:]), t.secretDigest(), fresh.secretDigest()))
+	if err != nil {
+		return "", err
+	}
+	if status(reply) != 1 {
+		return "", e.ended(OpRotate, reply, t.sid)
+	}
+	return fresh.String(), nil
+}
+
+// endReply collects the public IDs of the sessions an end script ended.
+func endReply(op Op, reply []any) ([]string, error) {
+	ids := make([]string, 0, len(reply)-1)
+	for i := 1; i < len(reply); i++ {
+		s, err := replyString(string(op), reply, i)
+		if err != nil {
+			return nil, err
+		}
+		if len(s) != sidLen {
+			return nil, unavailable(string(op), errBadRecord)
+		}
+		ids = append(ids, publicID([sidLen]byte([]byte(s))))
+	}
+	return ids, nil
+}
+
+// endByToken runs the end script in a token-checked mode.
+func (e *Engine) endByToken(ctx context.Context, op Op, token, mode, otherCode string) ([]string, error) {
+	t, err := parseToken(token)
+	if err != nil {
+		return nil, err
+	}
+	k := keysFor(e.cfg.KeyPrefix, t.user)
+	reply, err := e.write(ctx, op, scriptEnd, k,
+		e.args(e.nowMS(), k, mode, string(t.sid[:]), t.secretDigest(), otherCode, "", ""))
+	if err != nil {
+		return nil, err
+	}
+	if status(reply) != 1 {
+		return nil, e.ended(op, reply, t.sid)
+	}
+	return endReply(op, reply)
+}
+
+// Logout ends the session behind token (and, with Config.LogoutEverywhere,
+// every other session of the same user). A later Validate of the token
+// returns a *RevokedError with ReasonLogout until the tombstone expires.
+func (e *Engine) Logout(ctx context.Context, token string) (err error) {
+	start := time.Now()
+	defer func() { e.done(ctx, OpLogout, start, err, nil) }()
+	others := ""
+	if e.cfg.LogoutEverywhere {
+		others = string(rune(codeEverywher))
+	}
+	_, err = e.endByToken(ctx, OpLogout, token, "s", others)
+	return err
+}
+
+// LogoutOthers is "sign out all other devices": it ends every session of the
+// token's user except the token's own, and returns their public IDs.
+func (e *Engine) LogoutOthers(ctx context.Context, token string) (ended []string, err error) {
+	start := time.Now()
+	defer func() { e.done(ctx, OpLogoutOthers, start, err, nil) }()
+	return e.endByToken(ctx, OpLogoutOthers, token, "o", string(rune(codeOthers)))
+}
+
+// endUser runs the end script for one user without a token.
+func (e *Engine) endUser(ctx context.Context, op Op, userID, mode string, sid [sidLen]byte, code byte) ([]string, error) {
+	if err := checkUserID(userID); err != nil {
+		return nil, err
+	}
+	k := keysFor(e.cfg.KeyPrefix, userDigest(userID))
+	now := e.nowMS()
+	tail := ms13(now) + string(zeroSID[:]) + encodeMeta("", "", userID)
+	reply, err := e.write(ctx, op, scriptEnd, k,
+		e.args(now, k, mode, string(sid[:]), "", "", tail, string(rune(code))))
+	if err != nil {
+		return nil, err
+	}
+	return endReply(op, reply)
+}
+
+// Revoke ends one session of userID by its public ID, as from a "your
+// devices" page or an admin console. ErrNotFound if it is not live.
+func (e *Engine) Revoke(ctx context.Context, userID, sessionID string) (err error) {
+	start := time.Now()
+	defer func() { e.done(ctx, OpRevoke, start, err, nil) }()
+	sid, err := parsePublicID(sessionID)
+	if err != nil {
+		return err
+	}
+	ended, err := e.endUser(ctx, OpRevoke, userID, "i", sid, codeRevoked)
+	if err != nil {
+		return err
+	}
+	if len(ended) == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// LogoutAll ends every session of each given user (admin bulk logout) and
+// returns how many sessions it ended. Users are independent: each is one
+// script call in that user's slot, run concurrently; the first error is
+// returned after all calls finish, with the count of what did succeed.
+func (e *Engine) LogoutAll(ctx context.Context, userIDs ...string) (ended int, err error) {
+	start := time.Now()
+	defer func() { e.done(ctx, OpLogoutAll, start, err, nil) }()
+	for _, u := range userIDs {
+		if err := checkUserID(u); err != nil {
+			return 0, err
+		}
+	}
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		firstErr error
+		sem      = make(chan struct{}, 8)
+	)
+	for _, u := range userIDs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(u string) {
+			defer func() { <-sem; wg.Done() }()
+			ids, err := e.endUser(ctx, OpLogoutAll, u, "a", zeroSID, codeAdmin)
+			mu.Lock()
+			defer mu.Unlock()
+			ended += len(ids)
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}(u)
+	}
+	wg.Wait()
+	return ended, firstErr
+}
+
+// Sessions lists the user's live sessions, newest first, with their
+// metadata (never their tokens). Listing also drops expired sessions from
+// the user's index, so the index heals without keyspace notifications.
+func (e *Engine) Sessions(ctx context.Context, userID string) (list []Session, err error) {
+	start := time.Now()
+	defer func() { e.done(ctx, OpSessions, start, err, nil) }()
+	if err := checkUserID(userID); err != nil {
+		return nil, err
+	}
+	k := keysFor(e.cfg.KeyPrefix, userDigest(userID))
+	reply, err := e.run(ctx, OpSessions, scriptList, k, e.args(e.nowMS(), k))
+	if err != nil {
+		return nil, err
+	}
+	return e.parseList(string(OpSessions), reply, k)
+}
+
+// parseList reads {status, sid, record, sid, record, ...}.
+func (e *Engine) parseList(op string, reply []any, k userKeys) ([]Session, error) {
+	if (len(reply)-1)%2 != 0 {
+		return nil, unavailable(op, fmt.Errorf("odd session list reply"))
+	}
+	out := make([]Session, 0, (len(reply)-1)/2)
+	for i := 1; i < len(reply); i += 2 {
+		sid, err := replyString(op, reply, i)
+		if err != nil {
+			return nil, err
+		}
+		rec, err := replyString(op, reply, i+1)
+		if err != nil {
+			return nil, err
+		}
+		if len(sid) != sidLen {
+			return nil, unavailable(op, errBadRecord)
+		}
+		s, err := e.session(rec, [sidLen]byte([]byte(sid)), k)
+		if err != nil {
+			return nil, unavailable(op, err)
+		}
+		out = append(out, *s)
+	}
+	return out, nil
+}

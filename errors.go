@@ -1,0 +1,155 @@
+package sessioncap
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors. Match them with errors.Is; the richer error types below
+// (EvictedError, RevokedError, LimitError) match their sentinel too, so a
+// caller that only needs the category never has to use errors.As.
+var (
+	// ErrInvalidToken reports a token that is empty, oversized or not of
+	// sessioncap's format. It is returned before any Redis call.
+	ErrInvalidToken = errors.New("sessioncap: invalid token")
+
+	// ErrInvalidUserID reports an empty or oversized user ID. It is returned
+	// before any Redis call.
+	ErrInvalidUserID = errors.New("sessioncap: invalid user ID")
+
+	// ErrInvalidSessionID reports a public session ID that is not a UUID.
+	ErrInvalidSessionID = errors.New("sessioncap: invalid session ID")
+
+	// ErrInvalidInput reports metadata or values that are too large or
+	// otherwise unusable (see the limits in Meta).
+	ErrInvalidInput = errors.New("sessioncap: invalid input")
+
+	// ErrExpired reports a token whose session does not exist: it expired
+	// (idle or absolute timeout), was never issued, or its secret is wrong.
+	// The three are deliberately indistinguishable to the caller.
+	ErrExpired = errors.New("sessioncap: session not found or expired")
+
+	// ErrEvicted reports a session that was signed out because the same user
+	// signed in elsewhere and the cap was reached. The error is an
+	// *EvictedError that says when and by which device.
+	ErrEvicted = errors.New("sessioncap: session evicted")
+
+	// ErrRevoked reports a session that was ended on purpose: a logout on
+	// this or another device, an admin logout, or a revocation by ID. The
+	// error is a *RevokedError.
+	ErrRevoked = errors.New("sessioncap: session revoked")
+
+	// ErrLimitReached is returned by Login under the RejectNew overflow
+	// policy when the user already holds their maximum number of sessions.
+	// The error is a *LimitError that lists the live sessions.
+	ErrLimitReached = errors.New("sessioncap: session limit reached")
+
+	// ErrNotFound is returned by Revoke when the user has no live session
+	// with that ID.
+	ErrNotFound = errors.New("sessioncap: no such session")
+
+	// ErrConflict is returned by Update when the session's values kept
+	// changing under it for every attempt.
+	ErrConflict = errors.New("sessioncap: concurrent update conflict")
+
+	// ErrUnavailable wraps every failure to talk to Redis: connection
+	// refused, timeouts, cluster errors, unparseable replies. The underlying
+	// cause stays reachable with errors.Is / errors.As.
+	ErrUnavailable = errors.New("sessioncap: redis unavailable")
+
+	// ErrInvalidConfig is returned by New for a Config that makes no sense.
+	ErrInvalidConfig = errors.New("sessioncap: invalid config")
+)
+
+// Reason says why a session ended.
+type Reason string
+
+// The reasons a session can end. They appear in EvictedError, RevokedError
+// and history Events.
+const (
+	ReasonLimit            Reason = "limit"             // evicted: the user signed in elsewhere and the cap was reached
+	ReasonLogout           Reason = "logout"            // the session itself logged out
+	ReasonLogoutOthers     Reason = "logout-others"     // another device of the user chose "sign out all other devices"
+	ReasonLogoutEverywhere Reason = "logout-everywhere" // another device logged out and Config.LogoutEverywhere is on
+	ReasonAdmin            Reason = "admin"             // LogoutAll, usually from an admin
+	ReasonRevoked          Reason = "revoked"           // Revoke by public session ID
+	ReasonExpired          Reason = "expired"           // idle or absolute timeout (history only)
+	ReasonRotated          Reason = "rotated"           // token rotated (history only)
+	ReasonLogin            Reason = "login"             // a new session (history only)
+)
+
+// Device identifies a session in a human-friendly way: what a user needs to
+// recognise "that was me" or "that wasn't me".
+type Device struct {
+	SessionID string // public session ID
+	IP        string
+	UserAgent string
+}
+
+// Ending describes how a session ended. It is embedded in EvictedError and
+// RevokedError.
+type Ending struct {
+	UserID    string    // the user whose session ended
+	SessionID string    // public ID of the session that ended
+	At        time.Time // when it ended
+	Reason    Reason    // why
+	// By is the session that caused the ending: the new sign-in for an
+	// eviction, the device that chose "sign out others" or logged out under
+	// LogoutEverywhere. Zero for admin logouts and revocations by ID.
+	By Device
+}
+
+// EvictedError is returned by Validate (and any call that needs a live
+// session) for a session evicted by a newer sign-in of the same user.
+type EvictedError struct{ Ending }
+
+func (e *EvictedError) Error() string {
+	msg := fmt.Sprintf("sessioncap: session evicted at %s", e.At.UTC().Format(time.RFC3339))
+	if e.By.SessionID != "" {
+		msg += fmt.Sprintf(" by a sign-in from %s (%s)", e.By.IP, e.By.UserAgent)
+	}
+	return msg
+}
+
+// Is makes errors.Is(err, ErrEvicted) true.
+func (e *EvictedError) Is(target error) bool { return target == ErrEvicted }
+
+// RevokedError is returned for a session that was logged out or revoked.
+type RevokedError struct{ Ending }
+
+func (e *RevokedError) Error() string {
+	return fmt.Sprintf("sessioncap: session revoked (%s) at %s", e.Reason, e.At.UTC().Format(time.RFC3339))
+}
+
+// Is makes errors.Is(err, ErrRevoked) true.
+func (e *RevokedError) Is(target error) bool { return target == ErrRevoked }
+
+// LimitError is returned by Login under RejectNew. Sessions lists the live
+// sessions, newest first, so the app can offer "sign out one of these".
+type LimitError struct {
+	UserID   string
+	Limit    int
+	Sessions []Session
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("sessioncap: session limit reached (%d of %d)", len(e.Sessions), e.Limit)
+}
+
+// Is makes errors.Is(err, ErrLimitReached) true.
+func (e *LimitError) Is(target error) bool { return target == ErrLimitReached }
+
+// unavailable wraps a Redis failure so that it matches both ErrUnavailable
+// and the original cause.
+type unavailableError struct {
+	op    string
+	cause error
+}
+
+func (e *unavailableError) Error() string {
+	return "sessioncap: " + e.op + ": redis unavailable: " + e.cause.Error()
+}
+func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.cause} }
+
+func unavailable(op string, err error) error { return &unavailableError{op: op, cause: err} }

@@ -1,0 +1,199 @@
+package sessioncap
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sessioncap/sessioncap/internal/redistest"
+)
+
+// realRedis is the address of the redis-server the tests started (or were
+// given with SESSIONCAP_REDIS_ADDR); empty when none is available.
+var realRedis string
+
+// TestMain starts one real redis-server for the package when redis-server is
+// on PATH, and says loudly when it is not. With SESSIONCAP_REQUIRE_REDIS=1
+// (set by .ci/run) a missing server fails the run instead of skipping.
+func TestMain(m *testing.M) {
+	var srv *redistest.Server
+	switch {
+	case os.Getenv("SESSIONCAP_REDIS_ADDR") != "":
+		realRedis = os.Getenv("SESSIONCAP_REDIS_ADDR")
+	case redistest.Available():
+		dir, err := os.MkdirTemp("", "sessioncap-test-")
+		if err == nil {
+			srv, err = redistest.Start(dir)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "sessioncap: could not start redis-server: %v\n", err)
+			os.Exit(1)
+		}
+		realRedis = srv.Addr()
+		defer os.RemoveAll(dir)
+	}
+	if realRedis == "" {
+		banner := strings.Repeat("!", 72)
+		fmt.Fprintf(os.Stderr, "%s\n!!! SKIPPING REAL-REDIS TESTS: redis-server is not on PATH.\n"+
+			"!!! Only miniredis was tested. Install redis-server (apt-get install redis-server).\n%s\n", banner, banner)
+		if os.Getenv("SESSIONCAP_REQUIRE_REDIS") == "1" {
+			fmt.Fprintln(os.Stderr, "SESSIONCAP_REQUIRE_REDIS=1: failing instead of skipping")
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	if srv != nil {
+		srv.Stop()
+	}
+	os.Exit(code)
+}
+
+// clock is a settable fake clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+var t0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+
+func newClock() *clock { return &clock{t: t0} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// counter is a go-redis hook that counts commands and round trips.
+type counter struct {
+	cmds  atomic.Int64
+	trips atomic.Int64
+	names sync.Map
+}
+
+func (c *counter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *counter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.cmds.Add(1)
+		c.trips.Add(1)
+		c.names.Store(cmd.Name(), true)
+		return next(ctx, cmd)
+	}
+}
+func (c *counter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.cmds.Add(int64(len(cmds)))
+		c.trips.Add(1)
+		return next(ctx, cmds)
+	}
+}
+func (c *counter) reset() { c.cmds.Store(0); c.trips.Store(0) }
+
+// backend is one Redis the behaviour suite runs against.
+type backend struct {
+	name   string
+	client redis.UniversalClient
+	mini   *miniredis.Miniredis // nil on real Redis
+	count  *counter
+	clock  *clock
+	prefix string
+}
+
+// engine builds an Engine on this backend with a fixed clock and a key
+// prefix of its own, so tests never see each other's keys.
+func (b *backend) engine(t testing.TB, cfg Config) *Engine {
+	t.Helper()
+	if cfg.Now == nil {
+		cfg.Now = b.clock.Now
+	}
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = b.prefix
+	}
+	e, err := New(b.client, cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return e
+}
+
+// keys lists every key under this backend's prefix.
+func (b *backend) keys(t testing.TB) []string {
+	t.Helper()
+	keys, err := b.client.Keys(context.Background(), b.prefix+":*").Result()
+	if err != nil {
+		t.Fatalf("KEYS: %v", err)
+	}
+	return keys
+}
+
+var prefixSeq atomic.Int64
+
+func newPrefix() string { return fmt.Sprintf("t%d", prefixSeq.Add(1)) }
+
+// backends runs f once on miniredis and once on the real redis-server.
+func backends(t *testing.T, f func(t *testing.T, b *backend)) {
+	t.Helper()
+	t.Run("miniredis", func(t *testing.T) {
+		m := miniredis.RunT(t)
+		c := &counter{}
+		client := redis.NewClient(&redis.Options{Addr: m.Addr()})
+		client.AddHook(c)
+		t.Cleanup(func() { client.Close() })
+		f(t, &backend{name: "miniredis", client: client, mini: m, count: c, clock: newClock(), prefix: newPrefix()})
+	})
+	t.Run("redis", func(t *testing.T) {
+		if realRedis == "" {
+			t.Skip("SKIPPED: no real redis-server (see the banner above)")
+		}
+		c := &counter{}
+		client := redis.NewClient(&redis.Options{Addr: realRedis})
+		client.AddHook(c)
+		t.Cleanup(func() { client.Close() })
+		f(t, &backend{name: "redis", client: client, count: c, clock: newClock(), prefix: newPrefix()})
+	})
+}
+
+// deadAddr is a loopback address nothing listens on.
+func deadAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func mustLogin(t testing.TB, e *Engine, user string, meta Meta) *LoginResult {
+	t.Helper()
+	res, err := e.Login(context.Background(), user, meta)
+	if err != nil {
+		t.Fatalf("Login(%q): %v", user, err)
+	}
+	return res
+}
+
+func liveCount(t testing.TB, e *Engine, user string) int {
+	t.Helper()
+	s, err := e.Sessions(context.Background(), user)
+	if err != nil {
+		t.Fatalf("Sessions(%q): %v", user, err)
+	}
+	return len(s)
+}

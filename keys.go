@@ -1,0 +1,60 @@
+package sessioncap
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+)
+
+// Key layout
+//
+// Every key of one user shares the hash tag {D}, where D is the unpadded
+// base64url form of the first 16 bytes of SHA-256(user ID). So:
+//
+//   - the tag never contains '{' or '}' whatever the user ID holds (braces,
+//     colons, spaces, NUL bytes, invalid UTF-8, 1 KB of text), so it cannot
+//     break the tag or collide with another user's layout short of a 128-bit
+//     hash collision; the user ID itself is stored inside the records and
+//     checked, never parsed out of a key;
+//
+//   - every key a script touches hashes to the user's one slot, so each
+//     script runs unchanged on Redis Cluster;
+//
+//   - the token can name the user's keys (it carries D) without carrying the
+//     user ID.
+//
+//     <prefix>:{D}:d   HASH  session ID (16 raw bytes) -> record (live or ended)
+//     <prefix>:{D}:i   ZSET  live session IDs, scored by sign-in order
+//     <prefix>:{D}:t   ZSET  ended-session tombstones, scored by expiry (ms)
+//     <prefix>:{D}:h   LIST  history records, newest first
+//     <prefix>:{D}:e         Pub/Sub channel for live events (not a key)
+const digestLen = 16
+
+// userKeys names every key and channel of one user.
+type userKeys struct {
+	data, index, tombs, hist, channel string
+}
+
+// keys returns the whole per-user layout. KEYS order is the same in every
+// script: data, index, tombs, history.
+func (k userKeys) list() []string { return []string{k.data, k.index, k.tombs, k.hist} }
+
+// userDigest is the per-user part of every key and of every token.
+func userDigest(userID string) [digestLen]byte {
+	sum := sha256.Sum256([]byte(userID))
+	var d [digestLen]byte
+	copy(d[:], sum[:digestLen])
+	return d
+}
+
+// keysFor builds the layout from a user digest. The digest, not the user ID,
+// is what a token carries, so Validate can name the keys from the token alone.
+func keysFor(prefix string, d [digestLen]byte) userKeys {
+	tag := prefix + ":{" + base64.RawURLEncoding.EncodeToString(d[:]) + "}:"
+	return userKeys{
+		data:    tag + "d",
+		index:   tag + "i",
+		tombs:   tag + "t",
+		hist:    tag + "h",
+		channel: tag + "e",
+	}
+}

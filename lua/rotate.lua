@@ -1,0 +1,11 @@
+-- Rotate: a new secret for a live session; the old token stops working at
+-- once. ARGV[8] session ID, [9] old secret digest, [10] new secret digest.
+local sid = ARGV[8]
+local r = redis.call('HGET', D, sid)
+if not r or string.sub(r, 2, 17) ~= ARGV[9] then return {0} end
+if string.byte(r, 1) ~= 76 then return {2, r} end
+if expiry(r) <= now then return {0} end
+redis.call('HSET', D, sid, 'L' .. ARGV[10] .. string.sub(r, 18))
+event('T' .. now13 .. sid .. zeros .. meta(r))
+flush()
+return {1}

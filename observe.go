@@ -1,0 +1,177 @@
+package sessioncap
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// Op names an Engine operation in Observations and logs.
+type Op string
+
+// The operations an Observer hears about.
+const (
+	OpLogin        Op = "login"
+	OpValidate     Op = "validate"
+	OpSave         Op = "save"
+	OpRotate       Op = "rotate"
+	OpLogout       Op = "logout"
+	OpLogoutOthers Op = "logout_others"
+	OpLogoutAll    Op = "logout_all"
+	OpRevoke       Op = "revoke"
+	OpSessions     Op = "sessions"
+	OpHistory      Op = "history"
+)
+
+// Outcome is how an operation ended, in a small fixed set suitable as a
+// metric label.
+type Outcome string
+
+// The outcomes.
+const (
+	OutcomeOK          Outcome = "ok"
+	OutcomeInvalid     Outcome = "invalid"      // bad token, user ID or input: no Redis call
+	OutcomeExpired     Outcome = "expired"      // ErrExpired
+	OutcomeEvicted     Outcome = "evicted"      // ErrEvicted
+	OutcomeRevoked     Outcome = "revoked"      // ErrRevoked
+	OutcomeRejected    Outcome = "rejected"     // ErrLimitReached
+	OutcomeNotFound    Outcome = "not_found"    // ErrNotFound
+	OutcomeConflict    Outcome = "conflict"     // ErrConflict
+	OutcomeRedisError  Outcome = "redis_error"  // ErrUnavailable
+	OutcomeError       Outcome = "error"        // anything else (a Limiter error, say)
+	OutcomeScriptRetry Outcome = "script_retry" // EVALSHA missed the script cache and EVAL ran it
+)
+
+// Observation is one event reported to an Observer.
+type Observation struct {
+	Op       Op
+	Outcome  Outcome
+	Evicted  int           // sessions evicted by this login
+	Duration time.Duration // wall time of the call, zero for script retries
+}
+
+// Observer receives one Observation per Engine call, plus one per script
+// cache miss. It is called synchronously, so it must be fast and safe for
+// concurrent use.
+type Observer interface {
+	Observe(Observation)
+}
+
+// Stats is a ready-made Observer that counts. Read it with Snapshot and
+// export the numbers however the app likes (the demo app serves them to
+// Prometheus). The zero value is ready to use.
+type Stats struct {
+	logins, evictions, rejections, scriptRetries, redisErrors atomic.Uint64
+	validations                                               [outcomeCount]atomic.Uint64
+}
+
+var outcomes = [...]Outcome{OutcomeOK, OutcomeInvalid, OutcomeExpired, OutcomeEvicted, OutcomeRevoked,
+	OutcomeRejected, OutcomeNotFound, OutcomeConflict, OutcomeRedisError, OutcomeError}
+
+const outcomeCount = len(outcomes)
+
+func outcomeIndex(o Outcome) int {
+	for i, x := range outcomes {
+		if x == o {
+			return i
+		}
+	}
+	return outcomeCount - 1
+}
+
+// Observe implements Observer.
+func (s *Stats) Observe(o Observation) {
+	if o.Outcome == OutcomeScriptRetry {
+		s.scriptRetries.Add(1)
+		return
+	}
+	if o.Outcome == OutcomeRedisError {
+		s.redisErrors.Add(1)
+	}
+	switch o.Op {
+	case OpLogin:
+		switch o.Outcome {
+		case OutcomeOK:
+			s.logins.Add(1)
+		case OutcomeRejected:
+			s.rejections.Add(1)
+		}
+		s.evictions.Add(uint64(o.Evicted))
+	case OpValidate:
+		s.validations[outcomeIndex(o.Outcome)].Add(1)
+	}
+}
+
+// StatsSnapshot is a point-in-time copy of Stats.
+type StatsSnapshot struct {
+	Logins        uint64             // successful logins
+	Evictions     uint64             // sessions evicted by logins
+	Rejections    uint64             // logins refused under RejectNew
+	Validations   map[Outcome]uint64 // Validate calls by outcome
+	ScriptRetries uint64             // script cache misses (EVALSHA then EVAL)
+	RedisErrors   uint64             // calls that failed with ErrUnavailable
+}
+
+// Snapshot copies the counters.
+func (s *Stats) Snapshot() StatsSnapshot {
+	out := StatsSnapshot{
+		Logins:        s.logins.Load(),
+		Evictions:     s.evictions.Load(),
+		Rejections:    s.rejections.Load(),
+		ScriptRetries: s.scriptRetries.Load(),
+		RedisErrors:   s.redisErrors.Load(),
+		Validations:   make(map[Outcome]uint64, outcomeCount),
+	}
+	for i, o := range outcomes {
+		out.Validations[o] = s.validations[i].Load()
+	}
+	return out
+}
+
+// outcomeOf classifies an error.
+func outcomeOf(err error) Outcome {
+	switch {
+	case err == nil:
+		return OutcomeOK
+	case errors.Is(err, ErrUnavailable):
+		return OutcomeRedisError
+	case errors.Is(err, ErrEvicted):
+		return OutcomeEvicted
+	case errors.Is(err, ErrRevoked):
+		return OutcomeRevoked
+	case errors.Is(err, ErrExpired):
+		return OutcomeExpired
+	case errors.Is(err, ErrLimitReached):
+		return OutcomeRejected
+	case errors.Is(err, ErrNotFound):
+		return OutcomeNotFound
+	case errors.Is(err, ErrConflict):
+		return OutcomeConflict
+	case errors.Is(err, ErrInvalidToken), errors.Is(err, ErrInvalidUserID),
+		errors.Is(err, ErrInvalidSessionID), errors.Is(err, ErrInvalidInput):
+		return OutcomeInvalid
+	}
+	return OutcomeError
+}
+
+func (e *Engine) observe(o Observation) {
+	if e.cfg.Observer != nil {
+		e.cfg.Observer.Observe(o)
+	}
+}
+
+// done reports a finished call to the Observer and, for failures worth a
+// line, to the logger. It never logs tokens: only ops, outcomes and public IDs.
+func (e *Engine) done(ctx context.Context, op Op, start time.Time, err error, login *LoginResult) {
+	o := Observation{Op: op, Outcome: outcomeOf(err), Duration: time.Since(start)}
+	if login != nil {
+		o.Evicted = len(login.Evicted)
+	}
+	e.observe(o)
+	if o.Outcome == OutcomeRedisError {
+		e.cfg.Logger.LogAttrs(ctx, slog.LevelError, "sessioncap call failed",
+			slog.String("op", string(op)), slog.String("error", err.Error()))
+	}
+}

@@ -1,0 +1,54 @@
+package sessioncap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrNotReplicated is returned by an ending (Logout, LogoutOthers,
+// LogoutAll, Revoke) when Config.WaitReplicas is set and fewer replicas than
+// that acknowledged the write within Config.WaitTimeout. The ending did
+// happen on the primary; what is not guaranteed is that it survives a
+// failover in the next moment. Retrying is safe.
+var ErrNotReplicated = errors.New("sessioncap: ending not acknowledged by enough replicas")
+
+// write runs a script that ends sessions. With WaitReplicas set it pins one
+// connection to the primary that owns the user's slot, runs the script and
+// then WAIT on that same connection: WAIT only counts the writes made on its
+// own connection, so a pooled client would wait for nothing.
+func (e *Engine) write(ctx context.Context, op Op, s *redis.Script, k userKeys, args []any) ([]any, error) {
+	if e.cfg.WaitReplicas == 0 {
+		return e.run(ctx, op, s, k, args)
+	}
+	var node *redis.Client
+	switch c := e.rdb.(type) {
+	case *redis.ClusterClient:
+		n, err := c.MasterForKey(ctx, k.data)
+		if err != nil {
+			return nil, unavailable(string(op), err)
+		}
+		node = n
+	case *redis.Client:
+		node = c
+	default:
+		return nil, fmt.Errorf("%w: WaitReplicas needs a *redis.Client, failover client or *redis.ClusterClient, not %T",
+			ErrInvalidConfig, e.rdb)
+	}
+	conn := node.Conn()
+	defer conn.Close()
+	reply, err := e.runOn(ctx, conn, op, s, k, args)
+	if err != nil {
+		return nil, err
+	}
+	n, err := conn.Wait(ctx, e.cfg.WaitReplicas, e.cfg.WaitTimeout).Result()
+	if err != nil {
+		return reply, unavailable(string(op), err)
+	}
+	if int(n) < e.cfg.WaitReplicas {
+		return reply, fmt.Errorf("%w: %d of %d", ErrNotReplicated, n, e.cfg.WaitReplicas)
+	}
+	return reply, nil
+}
