@@ -131,41 +131,79 @@ func (b *backend) engine(t testing.TB, cfg Config) *Engine {
 	return e
 }
 
-// keys lists every key under this backend's prefix.
+// keys lists every key under this backend's prefix (on every master of a
+// cluster).
 func (b *backend) keys(t testing.TB) []string {
 	t.Helper()
-	keys, err := b.client.Keys(context.Background(), b.prefix+":*").Result()
+	ctx := context.Background()
+	var (
+		mu  sync.Mutex
+		out []string
+	)
+	collect := func(ctx context.Context, c *redis.Client) error {
+		keys, err := c.Keys(ctx, b.prefix+":*").Result()
+		mu.Lock()
+		out = append(out, keys...)
+		mu.Unlock()
+		return err
+	}
+	var err error
+	switch c := b.client.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, collect)
+	case *redis.Client:
+		err = collect(ctx, c)
+	default:
+		t.Fatalf("keys: unsupported client %T", b.client)
+	}
 	if err != nil {
 		t.Fatalf("KEYS: %v", err)
 	}
-	return keys
+	return out
 }
 
 var prefixSeq atomic.Int64
 
 func newPrefix() string { return fmt.Sprintf("t%d", prefixSeq.Add(1)) }
 
-// backends runs f once on miniredis and once on the real redis-server.
-func backends(t *testing.T, f func(t *testing.T, b *backend)) {
-	t.Helper()
-	t.Run("miniredis", func(t *testing.T) {
+// topology provides a backend for the behaviour suite. Providers for a
+// single redis-server and miniredis are built in; topology_test.go adds
+// Redis Cluster and Sentinel.
+type topology struct {
+	name string
+	// setup returns a fresh backend, or calls t.Skip with a loud reason.
+	setup func(t *testing.T) *backend
+}
+
+var topologies = []topology{
+	{"miniredis", func(t *testing.T) *backend {
 		m := miniredis.RunT(t)
-		c := &counter{}
 		client := redis.NewClient(&redis.Options{Addr: m.Addr()})
-		client.AddHook(c)
-		t.Cleanup(func() { client.Close() })
-		f(t, &backend{name: "miniredis", client: client, mini: m, count: c, clock: newClock(), prefix: newPrefix()})
-	})
-	t.Run("redis", func(t *testing.T) {
+		return &backend{name: "miniredis", client: client, mini: m}
+	}},
+	{"redis", func(t *testing.T) *backend {
 		if realRedis == "" {
 			t.Skip("SKIPPED: no real redis-server (see the banner above)")
 		}
-		c := &counter{}
-		client := redis.NewClient(&redis.Options{Addr: realRedis})
-		client.AddHook(c)
-		t.Cleanup(func() { client.Close() })
-		f(t, &backend{name: "redis", client: client, count: c, clock: newClock(), prefix: newPrefix()})
-	})
+		return &backend{name: "redis", client: redis.NewClient(&redis.Options{Addr: realRedis})}
+	}},
+}
+
+// backends runs f once on every topology: miniredis, a real redis-server,
+// and whatever topology_test.go registers.
+func backends(t *testing.T, f func(t *testing.T, b *backend)) {
+	t.Helper()
+	for _, tp := range topologies {
+		t.Run(tp.name, func(t *testing.T) {
+			b := tp.setup(t)
+			b.count = &counter{}
+			b.client.AddHook(b.count)
+			b.clock = newClock()
+			b.prefix = newPrefix()
+			t.Cleanup(func() { b.client.Close() })
+			f(t, b)
+		})
+	}
 }
 
 // deadAddr is a loopback address nothing listens on.
