@@ -51,10 +51,27 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
+	for i := len(teardowns) - 1; i >= 0; i-- {
+		teardowns[i]()
+	}
 	if srv != nil {
 		srv.Stop()
 	}
 	os.Exit(code)
+}
+
+// teardowns run after all tests, last registered first: shared topologies
+// (a cluster, a Sentinel set) started lazily by some test register their
+// shutdown here, so every process the tests start is stopped by PID.
+var (
+	teardownMu sync.Mutex
+	teardowns  []func()
+)
+
+func atTeardown(f func()) {
+	teardownMu.Lock()
+	teardowns = append(teardowns, f)
+	teardownMu.Unlock()
 }
 
 // clock is a settable fake clock.
