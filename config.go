@@ -144,6 +144,9 @@ type Config struct {
 	// Default nil. See Stats for a ready-made counting Observer.
 	Observer Observer
 
+	// Tracer, if set, wraps every operation in a span. Default nil.
+	Tracer Tracer
+
 	// WaitReplicas, if above 0, makes Logout, LogoutOthers, LogoutAll and
 	// Revoke wait (Redis WAIT, on the connection that made the write) until
 	// this many replicas acknowledged the ending, so a failover right after

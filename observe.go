@@ -162,16 +162,39 @@ func (e *Engine) observe(o Observation) {
 	}
 }
 
-// done reports a finished call to the Observer and, for failures worth a
-// line, to the logger. It never logs tokens: only ops, outcomes and public IDs.
-func (e *Engine) done(ctx context.Context, op Op, start time.Time, err error, login *LoginResult) {
-	o := Observation{Op: op, Outcome: outcomeOf(err), Duration: time.Since(start)}
-	if login != nil {
-		o.Evicted = len(login.Evicted)
+// Tracer starts a span for one Engine operation. It returns the context the
+// operation runs in (so spans of an instrumented Redis client, such as
+// redisotel's "evalsha", nest under it) and a function called once with the
+// operation's error when it ends. Wire it to OpenTelemetry with a span named
+// "sessioncap."+string(op); the demo app shows how.
+type Tracer func(ctx context.Context, op Op) (context.Context, func(err error))
+
+// begin starts an operation: a span if Config.Tracer is set, and a timer.
+// The returned func reports the outcome to the Observer, the span and, for
+// Redis failures, the logger. It never logs tokens: only ops, outcomes and
+// error text, which holds no token or secret.
+func (e *Engine) begin(ctx context.Context, op Op) (context.Context, func(err error, evicted int)) {
+	start := time.Now()
+	var endSpan func(error)
+	if e.cfg.Tracer != nil {
+		ctx, endSpan = e.cfg.Tracer(ctx, op)
 	}
-	e.observe(o)
-	if o.Outcome == OutcomeRedisError {
-		e.cfg.Logger.LogAttrs(ctx, slog.LevelError, "sessioncap call failed",
-			slog.String("op", string(op)), slog.String("error", err.Error()))
+	return ctx, func(err error, evicted int) {
+		o := Observation{Op: op, Outcome: outcomeOf(err), Evicted: evicted, Duration: time.Since(start)}
+		e.observe(o)
+		if o.Outcome == OutcomeRedisError {
+			e.cfg.Logger.LogAttrs(ctx, slog.LevelError, "sessioncap call failed",
+				slog.String("op", string(op)), slog.String("error", err.Error()))
+		}
+		if endSpan != nil {
+			endSpan(err)
+		}
 	}
+}
+
+func evictedCount(r *LoginResult) int {
+	if r == nil {
+		return 0
+	}
+	return len(r.Evicted)
 }
