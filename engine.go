@@ -610,6 +610,9 @@ func (e *Engine) Sessions(ctx context.Context, userID string) (list []Session, e
 	if err != nil {
 		return nil, err
 	}
+	if status(reply) != 1 {
+		return nil, unavailable(string(OpSessions), fmt.Errorf("unexpected status %d", status(reply)))
+	}
 	return e.parseList(string(OpSessions), reply, k)
 }
 

@@ -25,6 +25,8 @@ var realRedis string
 // on PATH, and says loudly when it is not. With SESSIONCAP_REQUIRE_REDIS=1
 // (set by .ci/run) a missing server fails the run instead of skipping.
 func TestMain(m *testing.M) {
+	// go-redis logs every failed dial; the outage tests cause them on purpose.
+	redis.SetLogger(quietLogger{})
 	var srv *redistest.Server
 	switch {
 	case os.Getenv("SESSIONCAP_REDIS_ADDR") != "":
@@ -73,6 +75,10 @@ func atTeardown(f func()) {
 	teardowns = append(teardowns, f)
 	teardownMu.Unlock()
 }
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
 
 // clock is a settable fake clock.
 type clock struct {

@@ -262,10 +262,7 @@ func decodeValues(s string) (map[string]string, error) {
 		return nil, errBadRecord
 	}
 	s = s[k:]
-	if n == 0 {
-		return map[string]string{}, nil
-	}
-	v := make(map[string]string, n)
+	v := make(map[string]string, min(n, 64))
 	for i := uint64(0); i < n; i++ {
 		var key, val string
 		var err error

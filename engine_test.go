@@ -1,0 +1,686 @@
+package sessioncap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"testing"
+	"time"
+)
+
+var ctx = context.Background()
+
+// validOK asserts the token validates and returns the session.
+func validOK(t *testing.T, e *Engine, token string) *Session {
+	t.Helper()
+	s, err := e.Validate(ctx, token)
+	if err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	return s
+}
+
+func TestLoginIsOneRoundTripAndValidateOneCommand(t *testing.T) {
+	backends(t, func(t *testing.T, b *backend) {
+		e := b.engine(t, Config{MaxSessions: 3, IdleTimeout: 10 * time.Minute, TouchInterval: time.Minute})
+		// Warm the script cache so EVALSHA hits; the cold path is tested
+		// in TestScriptCacheFlushCostsOneRetry.
+		warm := mustLogin(t, e, "warm", Meta{})
+		validOK(t, e, warm.Token)
+
+		for i := 0; i < 5; i++ { // 4th and 5th logins evict
+			b.count.reset()
+			mustLogin(t, e, "alice", Meta{IP: "10.0.0.1", UserAgent: "ua"})
+			if got := b.count.trips.Load(); got != 1 {
+				t.Fatalf("login %d: %d round trips, want 1", i, got)
+			}
+		}
+		r := mustLogin(t, e, "alice", Meta{})
+		for _, step := range []struct {
+			name    string
+			advance time.Duration
+		}{
+			{"read-only", 0},
+			{"read-only again", 30 * time.Second},
+			{"sliding refresh", 2 * time.Minute},
+			{"refresh after touch interval", 5 * time.Minute},
+		} {
+			b.clock.Add(step.advance)
+			b.count.reset()
+			validOK(t, e, r.Token)
+			if got := b.count.cmds.Load(); got != 1 {
+				t.Fatalf("%s: Validate sent %d commands, want 1", step.name, got)
+			}
+		}
+	})
+}
+
+func TestEvictsOldestAndTellsWhyAndByWhom(t *testing.T) {
+	backends(t, func(t *testing.T, b *backend) {
+		e := b.engine(t, Config{MaxSessions: 2})
+		r1 := mustLogin(t, e, "alice", Meta{IP: "10.0.0.1", UserAgent: "Firefox on Windows"})
+		b.clock.Add(time.Second)
+		r2 := mustLogin(t, e, "alice", Meta{IP: "10.0.0.2", UserAgent: "Safari on iPhone"})
+		b.clock.Add(time.Second)
+		at := b.clock.Now()
+		r3 := mustLogin(t, e, "alice", Meta{IP: "10.0.0.3", UserAgent: "Chrome on Linux"})
+		if !slices.Equal(r3.Evicted, []string{r1.SessionID}) {
+			t.Fatalf("evicted %v, want [%s]", r3.Evicted, r1.SessionID)
+		}
+		_, err := e.Validate(ctx, r1.Token)
+		if !errors.Is(err, ErrEvicted) {
+			t.Fatalf("Validate(evicted) = %v, want ErrEvicted", err)
+		}
+		var ev *EvictedError
+		if !errors.As(err, &ev) {
+			t.Fatalf("error %T is not *EvictedError", err)
+		}
+		want := Ending{UserID: "alice", SessionID: r1.SessionID, At: at, Reason: ReasonLimit,
+			By: Device{SessionID: r3.SessionID, IP: "10.0.0.3", UserAgent: "Chrome on Linux"}}
+		if !ev.At.Equal(want.At) || ev.UserID != want.UserID || ev.SessionID != want.SessionID ||
+			ev.Reason != want.Reason || ev.By != want.By {
+			t.Fatalf("eviction = %+v\nwant      %+v", ev.Ending, want)
+		}
+		validOK(t, e, r2.Token)
+		validOK(t, e, r3.Token)
+		// The tombstone is readable for TombstoneTTL, then reads as expired.
+		b.clock.Add(DefaultTombstoneTTL)
+		if _, err := e.Validate(ctx, r1.Token); !errors.Is(err, ErrExpired) {
+			t.Fatalf("after tombstone TTL: %v, want ErrExpired", err)
+		}
+	})
+}
+
+// Five logins in the same millisecond with a cap of 3 must keep the three
+// newest. With the login time alone as the score, ties would sort by member
+// (random session ID) and could evict the newest.
+func TestSameMillisecondLoginsKeepStrictOrder(t *testing.T) {
+	backends(t, func(t *testing.T, b *backend) {
+		for round := 0; round < 20; round++ {
+			e := b.engine(t, Config{MaxSessions: 3, KeyPrefix: fmt.Sprintf("%s-%d", b.prefix, round)})
+			var rs []*LoginResult
+			for i := 0; i < 5; i++ {
+				rs = append(rs, mustLogin(t, e, "alice", Meta{UserAgent: fmt.Sprint("device ", i)}))
+			}
+			for i, r := range rs {
+				_, err := e.Validate(ctx, r.Token)
+				if i < 2 && !errors.Is(err, ErrEvicted) {
+					t.Fatalf("round %d: login %d: %v, want evicted", round, i, err)
+				}
+				if i >= 2 && err != nil {
+					t.Fatalf("round %d: login %d (among the newest 3): %v", round, i, err)
+				}
+			}
+			list, err := e.Sessions(ctx, "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, s := range list { // newest first
+				if want := rs[4-i].SessionID; s.ID != want {
+					t.Fatalf("round %d: Sessions()[%d] = %s, want %s", round, i, s.ID, want)
+				}
+			}
+		}
+	})
+}
+
+func TestRejectNewReturnsLiveSessions(t *testing.T) {
+	backends(t, func(t *testing.T, b *backend) {
+		e := b.engine(t, Config{MaxSessions: 2, Overflow: RejectNew})
+		r1 := mustLogin(t, e, "alice", Meta{UserAgent: "one"})
+		b.clock.Add(time.Millisecond)
+		r2 := mustLogin(t, e, "alice", Meta{UserAgent: "two"})
+		_, err := e.Login(ctx, "alice", Meta{UserAgent: "three"})
+		var le *LimitError
+		if !errors.Is(err, ErrLimitReached) || !errors.As(err, &le) {
+			t.Fatalf("Login at cap = %v, want *LimitError", err)
+		}
+		if le.Limit != 2 || len(le.Sessions) != 2 || le.Sessions[0].ID != r2.SessionID || le.Sessions[1].ID != r1.SessionID {
+			t.Fatalf("LimitError = %+v", le)
+		}
+		validOK(t, e, r1.Token)
+		// Signing one out makes room.
+		if err := e.Revoke(ctx, "alice", r1.SessionID); err != nil {
+			t.Fatal(err)
+		}
+		mustLogin(t, e, "alice", Meta{UserAgent: "three"})
+	})
+}
+
+func TestLimiterPerUser(t *testing.T) {
+	backends(t, func(t *testing.T, b *backend) {
+		plans := map[string]string{"basic": "basic", "family": "premium", "root": "admin"}
+		e := b.engine(t, Config{Limiter: PlanLimits(func(_ context.Context, u string) (string, error) {
+			if u == "broken" {
+				return "", errors.New("plan store down")
+			}
+			return plans[u], nil
+		}, map[string]int{"basic": 1, "premium": 4, "admin": Unlimited})})
+		for _, tc := range []struct {
+			user   string
+			logins int
+			live   int
+		}{
+			{"basic", 3, 1},
+			{"family", 6, 4},
+			{"root", 12, 12},
+			{"nobody", 3, 1}, // no plan: Config.MaxSessions default 1
+		} {
+			for i := 0; i < tc.logins; i++ {
+				mustLogin(t, e, tc.user, Meta{})
+			}
+			if got := liveCount(t, e, tc.user); got != tc.live {
+				t.Errorf("%s: %d live sessions, want %d", tc.user, got, tc.live)
+			}
+		}
+		b.count.reset()
+		if _, err := e.Login(ctx, "broken", Meta{}); err == nil || errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Login with failing limiter = %v, want the limiter's error", err)
+		}
+		if b.count.cmds.Load() != 0 {
+			t.Fatal("a failing limiter must stop the login before Redis")
+		}
+	})
+}
+
+func TestIdleAndAbsoluteTimeouts(t *testing.T) {
+	backends(t, func(t *testing.T, b *backend) {
+		e := b.engine(t, Config{IdleTimeout: 10 * time.Minute, AbsoluteTimeout: 30 * time.Minute, TouchInterval: time.Minute})
+		r := mustLogin(t, e, "alice", Meta{})
+		created := b.clock.Now()
+		// Keep it busy every 9 minutes: the idle timeout slides...
+		for i := 0; i < 3; i++ {
+			b.clock.Add(9 * time.Minute)
+			// Redis's own clock does not follow the fake one, so shrink the
+			// key's TTL first: what PTTL shows afterwards is exactly what
+			// the sliding refresh chose (it only ever raises a TTL).
+			if err := b.client.PExpire(ctx, r.Session.keys.data, time.Second).Err(); err != nil {
+				t.Fatal(err)
+			}
+			s := validOK(t, e, r.Token)
+			if !s.LastSeenAt.Equal(b.clock.Now()) {
+				t.Fatalf("LastSeenAt %v, want %v", s.LastSeenAt, b.clock.Now())
+			}
+			wantExp := b.clock.Now().Add(10 * time.Minute)
+			if abs := created.Add(30 * time.Minute); abs.Before(wantExp) {
+				wantExp = abs
+			}
+			if !s.ExpiresAt.Equal(wantExp) {
+				t.Fatalf("ExpiresAt %v, want %v", s.ExpiresAt, wantExp)
+			}
+			// ...but the keys never outlive the absolute timeout.
+			pttl, err := b.client.PTTL(ctx, s.keys.data).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if limit := created.Add(30 * time.Minute).Sub(b.clock.Now()); pttl > limit {
+				t.Fatalf("data key TTL %v exceeds the absolute timeout (%v left)", pttl, limit)
+			}
+		}
+		// 27 minutes in: the next use at 30 is past the absolute timeout.
+		b.clock.Add(3 * time.Minute)
+		if _, err := e.Validate(ctx, r.Token); !errors.Is(err, ErrExpired) {
+			t.Fatalf("past absolute timeout: %v, want ErrExpired", err)
+		}
+		// Idle: a session unused for the idle timeout is gone.
+		r2 := mustLogin(t, e, "bob", Meta{})
+		b.clock.Add(10 * time.Minute)
+		if _, err := e.Validate(ctx, r2.Token); !errors.Is(err, ErrExpired) {
+			t.Fatalf("past idle timeout: %v, want ErrExpired", err)
+		}
+	})
+}
+
+func TestTouchIntervalMakesValidateReadOnly(t *testing.T) {
+	backends(t, func(t *testing.T, b *backend) {
+		e := b.engine(t, Config{IdleTimeout: 10 * time.Minute, TouchInterval: time.Minute})
+		r := mustLogin(t, e, "alice", Meta{})
+		start := b.clock.Now()
+		b.clock.Add(59 * time.Second)
+		if s := validOK(t, e, r.Token); !s.LastSeenAt.Equal(start) {
+			t.Fatalf("within the touch interval LastSeenAt moved to %v", s.LastSeenAt)
+		}
+		b.clock.Add(time.Second)
+		if s := validOK(t, e, r.Token); !s.LastSeenAt.Equal(b.clock.Now()) {
+			t.Fatalf("at the touch interval LastSeenAt = %v, want %v", s.LastSeenAt, b.clock.Now())
+		}
+	})
+}
+
+var tokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]{87}$`)
+
+func TestTokensAreOpaqueAndNeverStored(t *testing.T) {
+	backends(t, func(t *testing.T, b *backend) {
+		e := b.engine(t, Config{MaxSessions: 2, HistoryLimit: HistoryAll})
+		var tokens []string
+		users := []string{"alice@example.com", "bob", "12345"}
+		for _, u := range users {
+			for i := 0; i < 3; i++ {
+				r := mustLogin(t, e, u, Meta{IP: "10.0.0.9", UserAgent: "ua", Values: map[string]string{"cart": "3 items"}})
+				tokens = append(tokens, r.Token)
+				rot, err := e.Rotate(ctx, r.Token)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tokens = append(tokens, rot)
+			}
+		}
+		seen := map[string]bool{}
+		var secrets [][]byte
+		for _, tok := range tokens {
+			if !tokenRE.MatchString(tok) {
+				t.Fatalf("token %q is not 87 URL-safe characters", tok)
+			}
+			if seen[tok] {
+				t.Fatal("duplicate token")
+			}
+			seen[tok] = true
+			for _, u := range users {
+				if containsFold(tok, u) {
+					t.Fatalf("token %q shows user ID %q", tok, u)
+				}
+			}
+			p, err := parseToken(tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.secret)*8 < 256 {
+				t.Fatalf("secret has %d bits", len(p.secret)*8)
+			}
+			for _, u := range users {
+				if bytesContain(p.user[:], []byte(u)) {
+					t.Fatal("decoded token carries the user ID")
+				}
+			}
+			secrets = append(secrets, p.secret[:])
+		}
+		dump := dumpRedis(t, b)
+		if len(dump) < 1000 {
+			t.Fatalf("dump suspiciously small: %d bytes", len(dump))
+		}
+		for _, tok := range tokens {
+			if bytesContain(dump, []byte(tok)) || bytesContain(dump, []byte(tok[40:60])) {
+				t.Fatal("a token, or a piece of one, is stored in Redis")
+			}
+		}
+		for _, s := range secrets {
+			for _, part := range [][]byte{s, s[:8], s[8:16], s[16:24], s[24:32]} {
+				if bytesContain(dump, part) {
+					t.Fatal("a secret, or 8 bytes of one, is stored in Redis")
+				}
+			}
+		}
+		// The check above can fail: the session IDs, which are not secret,
+		// are in the dump.
+		p, _ := parseToken(tokens[0])
+		if !bytesContain(dump, p.sid[:]) {
+			t.Fatal("the dump does not even hold the session IDs: the scan is broken")
+		}
+	})
+}
+
+// dumpRedis concatenates every key and every value under the backend's prefix.
+func dumpRedis(t *testing.T, b *backend) []byte {
+	t.Helper()
+	var out []byte
+	for _, k := range b.keys(t) {
+		out = append(out, k...)
+		typ, err := b.client.Type(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var vals []string
+		switch typ {
+		case "hash":
+			m, err := b.client.HGetAll(ctx, k).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for f, v := range m {
+				vals = append(vals, f, v)
+			}
+		case "zset":
+			vals, err = b.client.ZRange(ctx, k, 0, -1).Result()
+		case "list":
+			vals, err = b.client.LRange(ctx, k, 0, -1).Result()
+		case "string":
+			var v string
+			v, err = b.client.Get(ctx, k).Result()
+			vals = []string{v}
+		default:
+			t.Fatalf("unexpected key type %s for %q", typ, k)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range vals {
+			out = append(out, v...)
+		}
+	}
+	return out
+}
+
+func bytesContain(hay, needle []byte) bool {
+	return len(needle) > 0 && string(hay) != "" && contains(string(hay), string(needle))
+}
+
+func contains(s, sub string) bool { return len(sub) <= len(s) && indexOf(s, sub) >= 0 }
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+func containsFold(s, sub string) bool {
+	return indexOf(toLower(s), toLower(sub)) >= 0
+}
+
+func toLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 32
+		}
+	}
+	return string(b)
+}
+
+func TestIndexHealsAndExpiresWithLastSession(t *testing.T) {
+	backends(t, func(t *testing.T, b *backend) {
+		idle := 10 * time.Minute
+		e := b.engine(t, Config{MaxSessions: Unlimited, IdleTimeout: idle, AbsoluteTimeout: time.Hour})
+		n := 10000
+		if b.mini != nil || testing.Short() {
+			n = 2000 // gopher-lua is slower; the real server runs all 10,000
+		}
+		var last *LoginResult
+		for i := 0; i < n; i++ {
+			last = mustLogin(t, e, "alice", Meta{})
+			// Each session idles out two logins later.
+			b.clock.Add(idle/2 + time.Millisecond)
+		}
+		k := last.Session.keys
+		zc, err := b.client.ZCard(ctx, k.index).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hl, err := b.client.HLen(ctx, k.data).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		live := liveCount(t, e, "alice")
+		if live != 1 || zc > 2 || hl > 2 {
+			t.Fatalf("after %d logins and expiries: %d live, index %d, records %d; want 1 live and no leftovers", n, live, zc, hl)
+		}
+		zc, _ = b.client.ZCard(ctx, k.index).Result()
+		hl, _ = b.client.HLen(ctx, k.data).Result()
+		if zc != 1 || hl != 1 {
+			t.Fatalf("after listing: index %d, records %d, want 1 and 1", zc, hl)
+		}
+		// The index lives exactly as long as its last session could.
+		pttl, err := b.client.PTTL(ctx, k.index).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := last.Session.ExpiresAt.Sub(b.clock.Now())
+		if pttl > want || pttl < want-2*time.Second {
+			t.Fatalf("index TTL %v, want about %v", pttl, want)
+		}
+		// Once that session is gone, listing removes the keys at once.
+		b.clock.Add(idle)
+		if got := liveCount(t, e, "alice"); got != 0 {
+			t.Fatalf("%d live, want 0", got)
+		}
+		if keys := b.keys(t); len(keys) != 0 {
+			t.Fatalf("keys left after the last session expired: %q", keys)
+		}
+	})
+}
+
+func TestSessionsListNewestFirstWithMetadata(t *testing.T) {
+	backends(t, func(t *testing.T, b *backend) {
+		e := b.engine(t, Config{MaxSessions: 3})
+		var ids []string
+		for i := 0; i < 3; i++ {
+			r := mustLogin(t, e, "alice", Meta{IP: fmt.Sprint("10.0.0.", i), UserAgent: fmt.Sprint("ua", i),
+				Values: map[string]string{"n": fmt.Sprint(i)}})
+			ids = append(ids, r.SessionID)
+			b.clock.Add(time.Minute)
+		}
+		list, err := e.Sessions(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 3 {
+			t.Fatalf("%d sessions", len(list))
+		}
+		for i, s := range list {
+			j := 2 - i
+			if s.ID != ids[j] || s.IP != fmt.Sprint("10.0.0.", j) || s.UserAgent != fmt.Sprint("ua", j) ||
+				s.UserID != "alice" || s.Values["n"] != fmt.Sprint(j) || !s.CreatedAt.Equal(t0.Add(time.Duration(j)*time.Minute)) {
+				t.Fatalf("Sessions()[%d] = %+v", i, s)
+			}
+		}
+		if l, err := e.Sessions(ctx, "nobody"); err != nil || len(l) != 0 {
+			t.Fatalf("Sessions(nobody) = %v, %v", l, err)
+		}
+	})
+}
+
+func TestLogoutVariants(t *testing.T) {
+	backends(t, func(t *testing.T, b *backend) {
+		e := b.engine(t, Config{MaxSessions: 4})
+		login3 := func(u string) []*LoginResult {
+			var rs []*LoginResult
+			for i := 0; i < 3; i++ {
+				rs = append(rs, mustLogin(t, e, u, Meta{IP: fmt.Sprint("10.1.1.", i), UserAgent: fmt.Sprint("dev", i)}))
+			}
+			return rs
+		}
+		// Logout: only this device.
+		a := login3("alice")
+		if err := e.Logout(ctx, a[0].Token); err != nil {
+			t.Fatal(err)
+		}
+		var rev *RevokedError
+		if _, err := e.Validate(ctx, a[0].Token); !errors.As(err, &rev) || rev.Reason != ReasonLogout {
+			t.Fatalf("after Logout: %v", err)
+		}
+		validOK(t, e, a[1].Token)
+		if err := e.Logout(ctx, a[0].Token); !errors.Is(err, ErrRevoked) {
+			t.Fatalf("second Logout: %v, want ErrRevoked", err)
+		}
+		// LogoutOthers: everyone but this device, who did it is recorded.
+		ended, err := e.LogoutOthers(ctx, a[1].Token)
+		if err != nil || !slices.Equal(ended, []string{a[2].SessionID}) {
+			t.Fatalf("LogoutOthers = %v, %v", ended, err)
+		}
+		if _, err := e.Validate(ctx, a[2].Token); !errors.As(err, &rev) || rev.Reason != ReasonLogoutOthers ||
+			rev.By.SessionID != a[1].SessionID || rev.By.UserAgent != "dev1" {
+			t.Fatalf("after LogoutOthers: %v (%+v)", err, rev)
+		}
+		validOK(t, e, a[1].Token)
+		// Revoke by public ID.
+		if err := e.Revoke(ctx, "alice", a[1].SessionID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Validate(ctx, a[1].Token); !errors.As(err, &rev) || rev.Reason != ReasonRevoked {
+			t.Fatalf("after Revoke: %v", err)
+		}
+		if err := e.Revoke(ctx, "alice", a[1].SessionID); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Revoke twice: %v, want ErrNotFound", err)
+		}
+		if err := e.Revoke(ctx, "bob", a[1].SessionID); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Revoke of another user's session: %v, want ErrNotFound", err)
+		}
+		// LogoutAll: admin bulk logout of several users.
+		bob, carol, dave := login3("bob"), login3("carol"), login3("dave")
+		n, err := e.LogoutAll(ctx, "bob", "carol", "nobody")
+		if err != nil || n != 6 {
+			t.Fatalf("LogoutAll = %d, %v; want 6", n, err)
+		}
+		for _, r := range append(bob, carol...) {
+			if _, err := e.Validate(ctx, r.Token); !errors.As(err, &rev) || rev.Reason != ReasonAdmin || rev.UserID == "" {
+				t.Fatalf("after LogoutAll: %v", err)
+			}
+		}
+		validOK(t, e, dave[0].Token)
+	})
+}
+
+func TestLogoutEverywhere(t *testing.T) {
+	backends(t, func(t *testing.T, b *backend) {
+		e := b.engine(t, Config{MaxSessions: 3, LogoutEverywhere: true})
+		r1 := mustLogin(t, e, "alice", Meta{UserAgent: "laptop"})
+		r2 := mustLogin(t, e, "alice", Meta{UserAgent: "phone"})
+		other := mustLogin(t, e, "bob", Meta{})
+		if err := e.Logout(ctx, r2.Token); err != nil {
+			t.Fatal(err)
+		}
+		var rev *RevokedError
+		if _, err := e.Validate(ctx, r1.Token); !errors.As(err, &rev) || rev.Reason != ReasonLogoutEverywhere || rev.By.UserAgent != "phone" {
+			t.Fatalf("other device after Logout with LogoutEverywhere: %v", err)
+		}
+		validOK(t, e, other.Token)
+		if got := liveCount(t, e, "alice"); got != 0 {
+			t.Fatalf("%d live, want 0", got)
+		}
+	})
+}
+
+func TestRotate(t *testing.T) {
+	backends(t, func(t *testing.T, b *backend) {
+		e := b.engine(t, Config{})
+		r := mustLogin(t, e, "alice", Meta{Values: map[string]string{"role": "user"}})
+		if _, err := e.Rotate(ctx, mustLogin(t, e, "warm", Meta{}).Token); err != nil { // load the script
+			t.Fatal(err)
+		}
+		b.count.reset()
+		tok, err := e.Rotate(ctx, r.Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.count.trips.Load() != 1 {
+			t.Fatalf("Rotate took %d round trips", b.count.trips.Load())
+		}
+		if tok == r.Token {
+			t.Fatal("Rotate returned the same token")
+		}
+		if _, err := e.Validate(ctx, r.Token); !errors.Is(err, ErrExpired) {
+			t.Fatalf("old token after Rotate: %v, want ErrExpired", err)
+		}
+		s := validOK(t, e, tok)
+		if s.ID != r.SessionID || s.Values["role"] != "user" {
+			t.Fatalf("rotated session %+v lost its identity or values", s)
+		}
+		if _, err := e.Rotate(ctx, r.Token); !errors.Is(err, ErrExpired) {
+			t.Fatalf("rotating a dead token: %v", err)
+		}
+	})
+}
+
+func TestSaveAndUpdate(t *testing.T) {
+	backends(t, func(t *testing.T, b *backend) {
+		e := b.engine(t, Config{MaxSessions: 1})
+		r := mustLogin(t, e, "alice", Meta{Values: map[string]string{"a": "1"}})
+		s := validOK(t, e, r.Token)
+		s.Values["b"] = "2"
+		delete(s.Values, "a")
+		if err := e.Save(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		if got := validOK(t, e, r.Token).Values; len(got) != 1 || got["b"] != "2" {
+			t.Fatalf("values after Save: %v", got)
+		}
+		// Update retries on a concurrent change and loses neither write.
+		stale := validOK(t, e, r.Token)
+		calls := 0
+		_, err := e.Update(ctx, r.Token, func(v map[string]string) error {
+			calls++
+			if calls == 1 { // someone else writes in between
+				stale.Values["c"] = "3"
+				if err := e.Save(ctx, stale); err != nil {
+					t.Fatal(err)
+				}
+			}
+			v["d"] = "4"
+			return nil
+		})
+		if err != nil || calls != 2 {
+			t.Fatalf("Update = %v after %d calls, want success after 2", err, calls)
+		}
+		if got := validOK(t, e, r.Token).Values; got["c"] != "3" || got["d"] != "4" {
+			t.Fatalf("values after Update: %v", got)
+		}
+		boom := errors.New("boom")
+		if _, err := e.Update(ctx, r.Token, func(map[string]string) error { return boom }); !errors.Is(err, boom) {
+			t.Fatalf("Update with failing fn: %v", err)
+		}
+		// A save after eviction must not resurrect the session.
+		s = validOK(t, e, r.Token)
+		mustLogin(t, e, "alice", Meta{})
+		s.Values["x"] = "y"
+		if err := e.Save(ctx, s); !errors.Is(err, ErrEvicted) {
+			t.Fatalf("Save after eviction: %v, want ErrEvicted", err)
+		}
+		if _, err := e.Validate(ctx, r.Token); !errors.Is(err, ErrEvicted) {
+			t.Fatalf("evicted session came back: %v", err)
+		}
+		if err := e.Save(ctx, &Session{}); !errors.Is(err, ErrInvalidInput) {
+			t.Fatalf("Save of a foreign session: %v", err)
+		}
+		big := map[string]string{"v": string(make([]byte, maxValuesLen))}
+		if _, err := e.Login(ctx, "alice", Meta{Values: big}); !errors.Is(err, ErrInvalidInput) {
+			t.Fatalf("oversized values: %v", err)
+		}
+	})
+}
+
+func TestHostileUserIDsRoundTrip(t *testing.T) {
+	backends(t, func(t *testing.T, b *backend) {
+		e := b.engine(t, Config{MaxSessions: 1})
+		ids := hostileUserIDs()
+		tokens := map[string]string{}
+		for _, u := range ids {
+			tokens[u] = mustLogin(t, e, u, Meta{}).Token
+		}
+		for _, u := range ids {
+			s := validOK(t, e, tokens[u])
+			if s.UserID != u {
+				t.Fatalf("user %q came back as %q", u, s.UserID)
+			}
+			if got := liveCount(t, e, u); got != 1 {
+				t.Fatalf("user %q: %d live sessions: layouts collide", u, got)
+			}
+		}
+	})
+}
+
+// Keys never persist: every key the engine writes has a TTL.
+func TestEveryKeyHasATTL(t *testing.T) {
+	backends(t, func(t *testing.T, b *backend) {
+		e := b.engine(t, Config{MaxSessions: 1, HistoryLimit: 5})
+		r := mustLogin(t, e, "alice", Meta{})
+		mustLogin(t, e, "alice", Meta{})
+		_ = e.Logout(ctx, r.Token)
+		keys := b.keys(t)
+		if len(keys) < 4 {
+			t.Fatalf("expected data, index, tombstones and history keys, got %q", keys)
+		}
+		for _, k := range keys {
+			ttl, err := b.client.PTTL(ctx, k).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ttl <= 0 {
+				t.Fatalf("key %q has TTL %v", k, ttl)
+			}
+		}
+	})
+}
