@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -136,6 +137,27 @@ func (s *Server) Kill() {
 	case <-time.After(10 * time.Second):
 	}
 }
+
+// Alive reports whether the process is still running.
+func (s *Server) Alive() bool {
+	if s.cmd == nil || s.done == nil {
+		return false
+	}
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Pause freezes the process with SIGSTOP: it keeps its sockets open but
+// answers nothing, like a server stuck in a long pause or a partitioned
+// replica. Resume undoes it; Kill works on a paused process too.
+func (s *Server) Pause() error { return s.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume continues a paused process with SIGCONT.
+func (s *Server) Resume() error { return s.cmd.Process.Signal(syscall.SIGCONT) }
 
 // Stop is Kill: the servers hold nothing worth a clean shutdown.
 func (s *Server) Stop() { s.Kill() }

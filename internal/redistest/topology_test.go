@@ -1,0 +1,144 @@
+package redistest
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+func TestKeySlotMatchesRedis(t *testing.T) {
+	if !Available() {
+		t.Skip("SKIPPED: redis-server not on PATH")
+	}
+	dir := t.TempDir()
+	s, err := Start(dir, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	keys := []string{"", "a", "foo", "user:{42}:x", "{}x", "x{}{y}", "{{a}}", "sc:{AbCd_-09}:d", "\x00\xff{\n}", "abc{def"}
+	for i := 0; i < 200; i++ {
+		keys = append(keys, fmt.Sprintf("k%d{t%d}", i, i*7919))
+	}
+	for _, k := range keys {
+		got, err := CallString(s.Addr(), time.Second, "CLUSTER", "KEYSLOT", k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := strconv.Itoa(KeySlot(k)); got != want {
+			t.Errorf("KeySlot(%q) = %s, redis says %s", k, want, got)
+		}
+	}
+}
+
+func TestClusterLifecycle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 6-node cluster")
+	}
+	if !Available() {
+		t.Skip("SKIPPED: redis-server not on PATH")
+	}
+	start := time.Now()
+	c, err := StartCluster(ClusterOptions{ReplicasPerMaster: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	t.Logf("3+3 cluster up in %v", time.Since(start).Round(time.Millisecond))
+	slot := KeySlot("{lifecycle}")
+	old, err := c.MasterOf(slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reps, err := c.ReplicasOf(old); err != nil || len(reps) != 1 {
+		t.Fatalf("ReplicasOf = %v, %v; want one replica", reps, err)
+	}
+	t0 := time.Now()
+	c.Kill(old)
+	nw, err := c.WaitPromotion(slot, old, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("slot %d moved from %d to %d in %v", slot, old.Port, nw.Port, time.Since(t0).Round(time.Millisecond))
+	if err := c.Rejoin(old, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Move the slot to a third master, with a key in it.
+	if _, err := Call(nw.Addr(), time.Second, "SET", "{lifecycle}k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	var to *Server
+	for _, n := range c.Nodes {
+		if r, _ := Call(n.Addr(), time.Second, "ROLE"); r.([]any)[0] == "master" && n != nw {
+			to = n
+			break
+		}
+	}
+	if err := c.MigrateSlot(slot, to); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitHealthy(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.MasterOf(slot); err != nil || got != to {
+		t.Fatalf("after migration slot on %v (%v), want %d", got, err, to.Port)
+	}
+	if v, err := CallString(to.Addr(), time.Second, "GET", "{lifecycle}k"); err != nil || v != "v" {
+		t.Fatalf("key after migration: %q, %v", v, err)
+	}
+	dir := c.dir
+	c.Stop()
+	for _, n := range c.Nodes {
+		if n.Alive() {
+			t.Errorf("node %d still alive after Stop", n.Port)
+		}
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("cluster dir %s not removed: %v", dir, err)
+	}
+}
+
+func TestSentinelLifecycle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Sentinel set")
+	}
+	if !Available() {
+		t.Skip("SKIPPED: redis-server not on PATH")
+	}
+	start := time.Now()
+	s, err := StartSentinel(SentinelOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	t.Logf("primary+replica+3 sentinels up in %v", time.Since(start).Round(time.Millisecond))
+	old, err := s.Primary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	old.Kill()
+	nw, err := s.WaitFailover(old, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("primary moved from %d to %d in %v", old.Port, nw.Port, time.Since(t0).Round(time.Millisecond))
+	if err := s.Rejoin(old, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if reps, err := s.Replicas(); err != nil || len(reps) != 1 || reps[0] != old {
+		t.Fatalf("after rejoin replicas = %v, %v; want the old primary", reps, err)
+	}
+	dir := s.dir
+	s.Stop()
+	for _, n := range append(s.Data, s.Sentinels...) {
+		if n.Alive() {
+			t.Errorf("process on %d still alive after Stop", n.Port)
+		}
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("dir %s not removed: %v", dir, err)
+	}
+}
