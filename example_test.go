@@ -1,0 +1,97 @@
+package sessioncap_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sessioncap/sessioncap"
+)
+
+// One device at a time: a second sign-in evicts the first, and the first
+// device learns when, why and from which device.
+func Example() {
+	ctx := context.Background()
+	mr, _ := miniredis.Run() // or any Redis 6.2+: single, Sentinel or Cluster
+	defer mr.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+
+	engine, err := sessioncap.New(rdb, sessioncap.Config{MaxSessions: 1})
+	if err != nil {
+		panic(err)
+	}
+	laptop, _ := engine.Login(ctx, "alice", sessioncap.Meta{IP: "203.0.113.7", UserAgent: "Firefox on Windows"})
+	phone, _ := engine.Login(ctx, "alice", sessioncap.Meta{IP: "198.51.100.2", UserAgent: "Safari on iPhone"})
+	fmt.Println("evicted the laptop:", phone.Evicted[0] == laptop.SessionID)
+
+	_, err = engine.Validate(ctx, laptop.Token)
+	var evicted *sessioncap.EvictedError
+	if errors.As(err, &evicted) {
+		fmt.Printf("laptop: signed out (%s) by a sign-in from %s, %s\n",
+			evicted.Reason, evicted.By.UserAgent, evicted.By.IP)
+	}
+	s, _ := engine.Validate(ctx, phone.Token)
+	fmt.Println("phone: signed in as", s.UserID)
+	// Output:
+	// evicted the laptop: true
+	// laptop: signed out (limit) by a sign-in from Safari on iPhone, 198.51.100.2
+	// phone: signed in as alice
+}
+
+// Plans with 1, 2 or 4 screens, admins unlimited, and a refusal instead of
+// an eviction when the plan is full.
+func ExamplePlanLimits() {
+	ctx := context.Background()
+	mr, _ := miniredis.Run()
+	defer mr.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+
+	plans := map[string]string{"alice": "standard", "root": "admin"}
+	engine, _ := sessioncap.New(rdb, sessioncap.Config{
+		Overflow: sessioncap.RejectNew,
+		Limiter: sessioncap.PlanLimits(
+			func(ctx context.Context, user string) (string, error) { return plans[user], nil },
+			map[string]int{"basic": 1, "standard": 2, "premium": 4, "admin": sessioncap.Unlimited},
+		),
+	})
+	for i := 1; i <= 3; i++ {
+		_, err := engine.Login(ctx, "alice", sessioncap.Meta{UserAgent: fmt.Sprint("screen ", i)})
+		var full *sessioncap.LimitError
+		if errors.As(err, &full) {
+			fmt.Printf("screen %d refused: %d of %d in use, newest is %q\n",
+				i, len(full.Sessions), full.Limit, full.Sessions[0].UserAgent)
+			continue
+		}
+		fmt.Printf("screen %d signed in\n", i)
+	}
+	// Output:
+	// screen 1 signed in
+	// screen 2 signed in
+	// screen 3 refused: 2 of 2 in use, newest is "screen 2"
+}
+
+// "Sign out all other devices", and the devices list behind it.
+func ExampleEngine_LogoutOthers() {
+	ctx := context.Background()
+	mr, _ := miniredis.Run()
+	defer mr.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	engine, _ := sessioncap.New(rdb, sessioncap.Config{MaxSessions: 3})
+
+	engine.Login(ctx, "bob", sessioncap.Meta{UserAgent: "work laptop"})
+	engine.Login(ctx, "bob", sessioncap.Meta{UserAgent: "old tablet"})
+	here, _ := engine.Login(ctx, "bob", sessioncap.Meta{UserAgent: "phone"})
+
+	ended, _ := engine.LogoutOthers(ctx, here.Token)
+	fmt.Println("signed out", len(ended), "other devices")
+	devices, _ := engine.Sessions(ctx, "bob")
+	for _, d := range devices {
+		fmt.Println("still signed in:", d.UserAgent)
+	}
+	// Output:
+	// signed out 2 other devices
+	// still signed in: phone
+}
