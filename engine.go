@@ -294,8 +294,8 @@ func (e *Engine) Login(ctx context.Context, userID string, meta Meta) (res *Logi
 		return nil, unavailable(string(OpLogin), err)
 	}
 	res.Session = sess
-	e.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "sessioncap login",
-		slog.String("session", res.SessionID), slog.Int("evicted", len(res.Evicted)), slog.Int("limit", limit))
+	e.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "sessioncap login", slog.String("user", userID),
+		slog.String("session", res.SessionID), slog.Any("evicted", res.Evicted), slog.Int("limit", limit))
 	return res, nil
 }
 
@@ -500,7 +500,12 @@ func (e *Engine) endByToken(ctx context.Context, op Op, token, mode, otherCode s
 	if status(reply) != 1 {
 		return nil, e.ended(op, reply, t.sid)
 	}
-	return endReply(op, reply)
+	ids, err := endReply(op, reply)
+	if err == nil {
+		e.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "sessioncap sessions ended", slog.String("op", string(op)),
+			slog.String("by", publicID(t.sid)), slog.Any("sessions", ids))
+	}
+	return ids, err
 }
 
 // Logout ends the session behind token (and, with Config.LogoutEverywhere,
@@ -538,7 +543,12 @@ func (e *Engine) endUser(ctx context.Context, op Op, userID, mode string, sid [s
 	if err != nil {
 		return nil, err
 	}
-	return endReply(op, reply)
+	ids, err := endReply(op, reply)
+	if err == nil && len(ids) > 0 {
+		e.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "sessioncap sessions ended", slog.String("op", string(op)),
+			slog.String("user", userID), slog.Any("sessions", ids))
+	}
+	return ids, err
 }
 
 // Revoke ends one session of userID by its public ID, as from a "your
