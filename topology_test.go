@@ -1,0 +1,166 @@
+package sessioncap
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sessioncap/sessioncap/internal/redistest"
+)
+
+// The behaviour suite also runs on a Redis Cluster (3 masters, 3 replicas)
+// and behind Sentinel (primary, replica, 3 Sentinels). Each is started once
+// per test binary, on first use, and stopped by TestMain after every test.
+// Tests that break a topology (failover, resharding) start their own with
+// freshCluster / freshSentinel instead.
+func init() {
+	topologies = append(topologies,
+		topology{"cluster", func(t *testing.T) *backend {
+			c := sharedCluster(t)
+			return &backend{name: "cluster", client: redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})}
+		}},
+		topology{"sentinel", func(t *testing.T) *backend {
+			s := sharedSentinel(t)
+			return &backend{name: "sentinel", client: newFailoverClient(s)}
+		}},
+	)
+}
+
+var (
+	clusterOnce   sync.Once
+	clusterShared *redistest.Cluster
+	clusterErr    error
+
+	sentinelOnce   sync.Once
+	sentinelShared *redistest.Sentinel
+	sentinelErr    error
+)
+
+// needRedisServer skips t loudly when redis-server is missing, or fails it
+// when SESSIONCAP_REQUIRE_REDIS=1 says that a missing topology is an error.
+func needRedisServer(t testing.TB, what string) {
+	t.Helper()
+	if redistest.Available() {
+		return
+	}
+	msg := "SKIPPED: redis-server is not on PATH, so " + what + " is not tested"
+	if os.Getenv("SESSIONCAP_REQUIRE_REDIS") == "1" {
+		t.Fatal(msg + " (SESSIONCAP_REQUIRE_REDIS=1)")
+	}
+	t.Skip(msg)
+}
+
+func sharedCluster(t *testing.T) *redistest.Cluster {
+	t.Helper()
+	needRedisServer(t, "Redis Cluster")
+	clusterOnce.Do(func() {
+		start := time.Now()
+		clusterShared, clusterErr = redistest.StartCluster(redistest.ClusterOptions{ReplicasPerMaster: 1})
+		if clusterErr == nil {
+			atTeardown(clusterShared.Stop)
+			t.Logf("shared 3+3 cluster started in %v", time.Since(start).Round(time.Millisecond))
+		}
+	})
+	if clusterErr != nil {
+		t.Fatalf("starting the shared cluster: %v", clusterErr)
+	}
+	return clusterShared
+}
+
+func sharedSentinel(t *testing.T) *redistest.Sentinel {
+	t.Helper()
+	needRedisServer(t, "Redis Sentinel")
+	sentinelOnce.Do(func() {
+		start := time.Now()
+		sentinelShared, sentinelErr = redistest.StartSentinel(redistest.SentinelOptions{})
+		if sentinelErr == nil {
+			atTeardown(sentinelShared.Stop)
+			t.Logf("shared Sentinel set started in %v", time.Since(start).Round(time.Millisecond))
+		}
+	})
+	if sentinelErr != nil {
+		t.Fatalf("starting the shared Sentinel set: %v", sentinelErr)
+	}
+	return sentinelShared
+}
+
+// freshCluster starts a cluster that only t uses, for tests that kill or
+// reshard nodes, and stops it when t ends.
+func freshCluster(t *testing.T, o redistest.ClusterOptions) *redistest.Cluster {
+	t.Helper()
+	needRedisServer(t, "Redis Cluster")
+	start := time.Now()
+	c, err := redistest.StartCluster(o)
+	if err != nil {
+		t.Fatalf("starting a cluster: %v", err)
+	}
+	t.Cleanup(c.Stop)
+	t.Logf("fresh %d-node cluster started in %v", len(c.Nodes), time.Since(start).Round(time.Millisecond))
+	return c
+}
+
+// freshSentinel is freshCluster for a Sentinel set.
+func freshSentinel(t *testing.T) *redistest.Sentinel {
+	t.Helper()
+	needRedisServer(t, "Redis Sentinel")
+	start := time.Now()
+	s, err := redistest.StartSentinel(redistest.SentinelOptions{})
+	if err != nil {
+		t.Fatalf("starting a Sentinel set: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	t.Logf("fresh Sentinel set started in %v", time.Since(start).Round(time.Millisecond))
+	return s
+}
+
+func newFailoverClient(s *redistest.Sentinel) *redis.Client {
+	return redis.NewFailoverClient(&redis.FailoverOptions{MasterName: s.MasterName, SentinelAddrs: s.SentinelAddrs()})
+}
+
+func newClusterClient(c *redistest.Cluster) *redis.ClusterClient {
+	return redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+}
+
+// TestTopologiesAreWhatTheySayTheyAre guards the harness itself: a "cluster"
+// backend must really be a cluster (a cross-slot script is refused), and a
+// "sentinel" backend must really talk to the primary the Sentinels name.
+func TestTopologiesAreWhatTheySayTheyAre(t *testing.T) {
+	backends(t, func(t *testing.T, b *backend) {
+		ctx := t.Context()
+		switch b.name {
+		case "cluster":
+			c := b.client.(*redis.ClusterClient)
+			err := c.Eval(ctx, "return 1", []string{"a", "b"}).Err()
+			if err == nil || !redis.HasErrorPrefix(err, "CROSSSLOT") {
+				t.Fatalf("cross-slot EVAL on the cluster: %v, want CROSSSLOT", err)
+			}
+			var masters atomic.Int32
+			if err := c.ForEachMaster(ctx, func(context.Context, *redis.Client) error { masters.Add(1); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if masters.Load() != 3 {
+				t.Fatalf("cluster has %d masters, want 3", masters.Load())
+			}
+		case "sentinel":
+			s := sharedSentinel(t)
+			p, err := s.Primary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, err := b.client.Info(ctx, "server").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(info, "tcp_port:"+strconv.Itoa(p.Port)) {
+				t.Fatalf("failover client is not on the primary %d", p.Port)
+			}
+		}
+	})
+}
