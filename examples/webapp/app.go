@@ -1,0 +1,406 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sessioncap/sessioncap"
+	"github.com/sessioncap/sessioncap/httpsession"
+)
+
+//go:embed templates static
+var assets embed.FS
+
+// Permissions of the admin console, after django-single-session: "logout"
+// may sign out ordinary users, "logout_all" may sign out admins too.
+const (
+	permLogout    = "logout"
+	permLogoutAll = "logout_all"
+)
+
+// account is a demo user. Passwords are compared as SHA-256 digests in
+// constant time; a real app would use a password hash such as argon2id.
+type account struct {
+	name   string
+	digest [32]byte
+	admin  bool
+	perm   string // "", permLogout or permLogoutAll
+}
+
+func demoAccounts() map[string]*account {
+	mk := func(name, pw string, admin bool, perm string) *account {
+		return &account{name: name, digest: sha256.Sum256([]byte(pw)), admin: admin, perm: perm}
+	}
+	return map[string]*account{
+		"alice": mk("alice", "demo", false, ""),
+		"bob":   mk("bob", "demo", false, ""),
+		"carol": mk("carol", "demo", false, ""),
+		"admin": mk("admin", "admin", true, permLogout),
+		"root":  mk("root", "root", true, permLogoutAll),
+	}
+}
+
+// appConfig is what the flags set.
+type appConfig struct {
+	RedisURL        string // empty: in-process miniredis
+	MaxSessions     int
+	Overflow        sessioncap.Overflow
+	IdleTimeout     time.Duration
+	AbsoluteTimeout time.Duration
+	Insecure        bool
+	Logger          *slog.Logger
+	// Tracer and Instrument are hooks for tracing: Tracer goes into
+	// Config.Tracer, Instrument is given the Redis client first (redisotel).
+	Tracer     sessioncap.Tracer
+	Instrument func(redis.UniversalClient) error
+}
+
+// app is the demo: an engine, the middleware and the handlers.
+type app struct {
+	cfg      appConfig
+	engine   *sessioncap.Engine
+	sess     *httpsession.Manager
+	stats    *sessioncap.Stats
+	client   redis.UniversalClient
+	mini     *miniredis.Miniredis
+	accounts map[string]*account
+	log      *slog.Logger
+	backend  string
+	registry *prometheus.Registry
+}
+
+func newApp(cfg appConfig) (*app, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &app{cfg: cfg, accounts: demoAccounts(), log: cfg.Logger, stats: &sessioncap.Stats{}}
+	events := sessioncap.EventsPubSub
+	if cfg.RedisURL == "" {
+		m, err := miniredis.Run()
+		if err != nil {
+			return nil, err
+		}
+		a.mini = m
+		a.client = redis.NewClient(&redis.Options{Addr: m.Addr()})
+		a.backend = "in-process miniredis at " + m.Addr() + " (sessions are lost on exit)"
+	} else {
+		t, err := parseRedisURL(cfg.RedisURL)
+		if err != nil {
+			return nil, err
+		}
+		a.client = redis.NewUniversalClient(t.opts)
+		events = t.events
+		a.backend = t.kind + " " + strings.Join(t.opts.Addrs, ",")
+	}
+	if cfg.Instrument != nil {
+		if err := cfg.Instrument(a.client); err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
+	e, err := sessioncap.New(a.client, sessioncap.Config{
+		MaxSessions:     cfg.MaxSessions,
+		Overflow:        cfg.Overflow,
+		IdleTimeout:     cfg.IdleTimeout,
+		AbsoluteTimeout: cfg.AbsoluteTimeout,
+		HistoryLimit:    50,
+		Events:          events,
+		Limiter:         sessioncap.LimitFunc(a.limit),
+		Logger:          cfg.Logger,
+		Observer:        a.stats,
+		Tracer:          cfg.Tracer,
+	})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.engine = e
+	a.sess = httpsession.New(e, httpsession.Options{
+		Insecure: cfg.Insecure,
+		Logger:   cfg.Logger,
+	})
+	a.registry = prometheus.NewRegistry()
+	a.registry.MustRegister(statsCollector{a.stats}, collectors.NewGoCollector())
+	return a, nil
+}
+
+// limit is the Limiter: admins are never capped, so an operator signed in
+// on several consoles does not sign themselves out.
+func (a *app) limit(_ context.Context, user string) (int, error) {
+	if acc := a.accounts[user]; acc != nil && acc.admin {
+		return sessioncap.Unlimited, nil
+	}
+	return 0, nil // Config.MaxSessions
+}
+
+// Close releases the Redis client and the embedded server.
+func (a *app) Close() {
+	if a.client != nil {
+		a.client.Close()
+	}
+	if a.mini != nil {
+		a.mini.Close()
+	}
+}
+
+// checkPassword returns the account when user and password match. The
+// digest comparison is constant-time, and an unknown user costs the same.
+func (a *app) checkPassword(user, password string) *account {
+	d := sha256.Sum256([]byte(password))
+	acc := a.accounts[user]
+	want := [32]byte{}
+	if acc != nil {
+		want = acc.digest
+	}
+	if subtle.ConstantTimeCompare(d[:], want[:]) != 1 || acc == nil {
+		return nil
+	}
+	return acc
+}
+
+// mayLogOut says whether actor may sign target out from the admin console.
+func (a *app) mayLogOut(actor *account, target string) bool {
+	if actor == nil || !actor.admin || actor.perm == "" {
+		return false
+	}
+	t := a.accounts[target]
+	if t != nil && t.admin {
+		return actor.perm == permLogoutAll
+	}
+	return true
+}
+
+// accountNames lists the demo accounts in a stable order.
+func (a *app) accountNames() []string {
+	names := make([]string, 0, len(a.accounts))
+	for n := range a.accounts {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// adminLogout signs out users on behalf of actor: all or nothing, so a
+// refused name does not leave the others half done.
+func (a *app) adminLogout(ctx context.Context, actor *account, users []string) (int, []string, error) {
+	var forbidden []string
+	for _, u := range users {
+		if !a.mayLogOut(actor, u) {
+			forbidden = append(forbidden, u)
+		}
+	}
+	if len(forbidden) > 0 {
+		return 0, forbidden, nil
+	}
+	if len(users) == 0 {
+		return 0, nil, nil
+	}
+	n, err := a.engine.LogoutAll(ctx, users...)
+	if err == nil {
+		a.log.Info("admin logout", "actor", actor.name, "users", users, "sessions", n)
+	}
+	return n, nil, err
+}
+
+// handler builds the routes. Cross-origin protection covers every
+// state-changing request; see the README for the CSRF reasoning.
+func (a *app) handler() http.Handler {
+	mux := http.NewServeMux()
+	load, require := a.sess.Load, a.sess.Require
+
+	static, _ := fs.Sub(assets, "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
+
+	// Pages.
+	mux.Handle("GET /{$}", load(http.HandlerFunc(a.pageHome)))
+	mux.Handle("GET /login", load(http.HandlerFunc(a.pageLogin)))
+	mux.Handle("POST /login", load(http.HandlerFunc(a.pageLoginPost)))
+	mux.Handle("GET /devices", load(http.HandlerFunc(a.pageDevices)))
+	mux.Handle("POST /devices/{id}/revoke", load(http.HandlerFunc(a.pageRevoke)))
+	mux.Handle("POST /devices/logout-others", load(http.HandlerFunc(a.pageLogoutOthers)))
+	mux.Handle("POST /logout", load(http.HandlerFunc(a.pageLogout)))
+	mux.Handle("POST /not-me", load(http.HandlerFunc(a.pageNotMe)))
+	mux.Handle("GET /admin", load(http.HandlerFunc(a.pageAdmin)))
+	mux.Handle("POST /admin/logout", load(http.HandlerFunc(a.pageAdminLogout)))
+
+	// JSON API: the same for cookie and bearer clients.
+	mux.Handle("POST /api/login", load(http.HandlerFunc(a.apiLogin)))
+	mux.Handle("GET /api/me", require(http.HandlerFunc(a.apiMe)))
+	mux.Handle("GET /api/sessions", require(http.HandlerFunc(a.apiSessions)))
+	mux.Handle("POST /api/sessions/{id}/revoke", require(http.HandlerFunc(a.apiRevoke)))
+	mux.Handle("POST /api/logout", require(http.HandlerFunc(a.apiLogout)))
+	mux.Handle("POST /api/logout-others", require(http.HandlerFunc(a.apiLogoutOthers)))
+	mux.Handle("POST /api/rotate", require(http.HandlerFunc(a.apiRotate)))
+	mux.Handle("POST /api/admin/logout", require(http.HandlerFunc(a.apiAdminLogout)))
+	mux.Handle("GET /api/history", require(http.HandlerFunc(a.apiHistory)))
+	mux.Handle("GET /api/events", require(http.HandlerFunc(a.apiEvents)))
+
+	csrf := http.NewCrossOriginProtection()
+	return securityHeaders(csrf.Handler(mux))
+}
+
+// securityHeaders sets the headers every response wants: no framing
+// (clickjacking of the revoke buttons), scripts only from this origin, no
+// MIME sniffing, and no Referer to other sites.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// loginMeta is what the app stores in a new session's values.
+func loginValues(acc *account) map[string]string {
+	if acc.admin {
+		return map[string]string{"role": "admin"}
+	}
+	return map[string]string{"role": "user"}
+}
+
+// errLoginFailed covers unknown users and wrong passwords alike.
+var errLoginFailed = errors.New("wrong user name or password")
+
+// login checks the password and signs in through the middleware, first
+// revoking one of the user's sessions when the sign-in form asked to (the
+// "sign out that device instead" choice under -overflow reject).
+func (a *app) login(w http.ResponseWriter, r *http.Request, user, password, revoke string) (*sessioncap.LoginResult, error) {
+	acc := a.checkPassword(user, password)
+	if acc == nil {
+		a.log.Info("login failed", "user", user)
+		return nil, errLoginFailed
+	}
+	if revoke != "" {
+		if err := a.engine.Revoke(r.Context(), user, revoke); err != nil && !errors.Is(err, sessioncap.ErrNotFound) {
+			return nil, err
+		}
+	}
+	return a.sess.Login(w, r, user, loginValues(acc))
+}
+
+// sessionJSON is a session as the API and pages show it.
+type sessionJSON struct {
+	SessionID  string    `json:"session_id"`
+	User       string    `json:"user"`
+	Device     string    `json:"device"`
+	IP         string    `json:"ip"`
+	UserAgent  string    `json:"user_agent"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastSeenAt time.Time `json:"last_seen_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	Current    bool      `json:"current"`
+}
+
+func toJSON(s *sessioncap.Session, current string) sessionJSON {
+	return sessionJSON{
+		SessionID: s.ID, User: s.UserID, Device: deviceName(s.UserAgent), IP: s.IP, UserAgent: s.UserAgent,
+		CreatedAt: s.CreatedAt.UTC(), LastSeenAt: s.LastSeenAt.UTC(), ExpiresAt: s.ExpiresAt.UTC(),
+		Current: s.ID == current,
+	}
+}
+
+func listJSON(list []sessioncap.Session, current string) []sessionJSON {
+	out := make([]sessionJSON, 0, len(list))
+	for i := range list {
+		out = append(out, toJSON(&list[i], current))
+	}
+	return out
+}
+
+// deviceName turns a User-Agent into "Chrome on Linux", which users
+// recognise; the full string stays available beside it.
+func deviceName(ua string) string {
+	if ua == "" {
+		return "Unknown device"
+	}
+	browser := "Browser"
+	for _, b := range []struct{ token, name string }{
+		{"Edg/", "Edge"}, {"OPR/", "Opera"}, {"Firefox/", "Firefox"}, {"HeadlessChrome/", "Headless Chrome"},
+		{"Chrome/", "Chrome"}, {"Safari/", "Safari"}, {"curl/", "curl"}, {"Go-http-client", "Go client"},
+	} {
+		if strings.Contains(ua, b.token) {
+			browser = b.name
+			break
+		}
+	}
+	for _, o := range []struct{ token, name string }{
+		{"Android", "Android"}, {"iPhone", "iPhone"}, {"iPad", "iPad"}, {"Windows", "Windows"},
+		{"Mac OS X", "macOS"}, {"CrOS", "ChromeOS"}, {"Linux", "Linux"},
+	} {
+		if strings.Contains(ua, o.token) {
+			return browser + " on " + o.name
+		}
+	}
+	return browser
+}
+
+// statsCollector exports sessioncap.Stats to Prometheus at scrape time, so
+// the engine itself never depends on a metrics library.
+type statsCollector struct{ s *sessioncap.Stats }
+
+var (
+	descLogins      = prometheus.NewDesc("sessioncap_logins_total", "Successful sign-ins.", nil, nil)
+	descEvictions   = prometheus.NewDesc("sessioncap_evictions_total", "Sessions evicted by newer sign-ins.", nil, nil)
+	descRejections  = prometheus.NewDesc("sessioncap_rejections_total", "Sign-ins refused at the cap (overflow reject).", nil, nil)
+	descValidations = prometheus.NewDesc("sessioncap_validations_total", "Session validations by outcome.", []string{"outcome"}, nil)
+	descRetries     = prometheus.NewDesc("sessioncap_script_retries_total", "Lua script cache misses (EVALSHA fell back to EVAL).", nil, nil)
+	descRedisErrors = prometheus.NewDesc("sessioncap_redis_errors_total", "Engine calls that failed because Redis was unavailable.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descLogins, descEvictions, descRejections, descValidations, descRetries, descRedisErrors} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s.Snapshot()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	counter(descLogins, s.Logins)
+	counter(descEvictions, s.Evictions)
+	counter(descRejections, s.Rejections)
+	counter(descRetries, s.ScriptRetries)
+	counter(descRedisErrors, s.RedisErrors)
+	outcomes := make([]string, 0, len(s.Validations))
+	for o := range s.Validations {
+		outcomes = append(outcomes, string(o))
+	}
+	slices.Sort(outcomes)
+	for _, o := range outcomes {
+		counter(descValidations, s.Validations[sessioncap.Outcome(o)], o)
+	}
+}
+
+// describeUser is for log lines and admin pages.
+func describeUser(acc *account) string {
+	if acc == nil {
+		return "?"
+	}
+	if acc.admin {
+		return fmt.Sprintf("%s (admin, %s)", acc.name, acc.perm)
+	}
+	return acc.name
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/redis/go-redis/extra/redisotel/v9"
+	"github.com/redis/go-redis/v9"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+)
+
+// TestTracing wires Config.Tracer to OpenTelemetry and the go-redis client to
+// redisotel, both on one in-memory provider, and checks that every engine
+// span has the Redis command spans as its children: the trace then shows how
+// much of a request's session time is the script round trip.
+func TestTracing(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(t.Context())
+
+	ts := newTestServer(t, appConfig{
+		Tracer: otelTracer(tp),
+		Instrument: func(c redis.UniversalClient) error {
+			return redisotel.InstrumentTracing(c, redisotel.WithTracerProvider(tp))
+		},
+	})
+	a := ts.device("A/1", false)
+	a.mustLogin("alice", "demo")
+	ts.device("B/1", false).mustLogin("alice", "demo")
+	a.do("GET", "/api/me", nil) // evicted: a span with outcome, not an error
+
+	spans := rec.Ended()
+	byID := map[string]sdktrace.ReadOnlySpan{}
+	for _, s := range spans {
+		byID[s.SpanContext().SpanID().String()] = s
+	}
+	children := map[string][]string{} // engine span name -> child span names
+	for _, s := range spans {
+		if p, ok := byID[s.Parent().SpanID().String()]; ok && s.Parent().IsValid() {
+			children[p.Name()] = append(children[p.Name()], s.Name())
+		}
+	}
+	for _, op := range []string{"sessioncap.login", "sessioncap.validate"} {
+		found := false
+		for _, c := range children[op] {
+			found = found || c == "evalsha"
+		}
+		if !found {
+			var names []string
+			for _, s := range spans {
+				names = append(names, s.Name())
+			}
+			t.Fatalf("%s has no evalsha child; children %v; all spans %v", op, children[op], names)
+		}
+	}
+	for _, s := range spans {
+		if s.Name() != "sessioncap.validate" {
+			continue
+		}
+		for _, kv := range s.Attributes() {
+			if kv.Key == "sessioncap.outcome" && kv.Value.AsString() == "evicted" {
+				if s.Status().Code != 0 {
+					t.Fatalf("an eviction marked the span as failed: %v", s.Status())
+				}
+				return
+			}
+		}
+	}
+	t.Fatal("no validate span with outcome evicted")
+}
