@@ -124,8 +124,13 @@ func newFailoverClient(s *redistest.Sentinel) *redis.Client {
 	return redis.NewFailoverClient(&redis.FailoverOptions{MasterName: s.MasterName, SentinelAddrs: s.SentinelAddrs()})
 }
 
+// newClusterClient is the client the fault tests use. It reloads the slot
+// map every second: go-redis reloads it on MOVED, ASK and READONLY replies
+// but not on a refused connection, so after a master dies a client with the
+// default 60 s interval keeps dialing the dead node for that long (see
+// TestFailoverClusterDefaultClient and docs/cluster.md).
 func newClusterClient(c *redistest.Cluster) *redis.ClusterClient {
-	return redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+	return redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs(), ClusterStateReloadInterval: time.Second})
 }
 
 // TestTopologiesAreWhatTheySayTheyAre guards the harness itself: a "cluster"

@@ -46,6 +46,37 @@ func Call(addr string, timeout time.Duration, args ...string) (any, error) {
 	return v, nil
 }
 
+// CallMany sends several commands over one connection, in order, and
+// returns every reply; an error reply is a ReplyError in the slice. Use it
+// where a command needs connection state, like READONLY before reading from
+// a cluster replica.
+func CallMany(addr string, timeout time.Duration, cmds ...[]string) ([]any, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	var buf []byte
+	for _, args := range cmds {
+		buf = append(buf, encode(args)...)
+	}
+	if _, err := c.Write(buf); err != nil {
+		return nil, err
+	}
+	r := bufio.NewReader(c)
+	out := make([]any, len(cmds))
+	for i := range cmds {
+		if out[i], err = readReply(r); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // CallString is Call for commands whose reply is a string (or an integer,
 // rendered in decimal).
 func CallString(addr string, timeout time.Duration, args ...string) (string, error) {
