@@ -19,6 +19,25 @@ var funcs = template.FuncMap{
 	},
 	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"short": func(id string) string { return id[:min(8, len(id))] },
+	"label": func(t string) string {
+		if l, ok := eventLabels[sessioncap.Reason(t)]; ok {
+			return l
+		}
+		return t
+	},
+}
+
+// eventLabels are the history entries as a user would say them.
+var eventLabels = map[sessioncap.Reason]string{
+	sessioncap.ReasonLogin:            "signed in",
+	sessioncap.ReasonLimit:            "evicted",
+	sessioncap.ReasonLogout:           "signed out",
+	sessioncap.ReasonLogoutOthers:     "signed out by another device",
+	sessioncap.ReasonLogoutEverywhere: "signed out everywhere",
+	sessioncap.ReasonAdmin:            "signed out by an admin",
+	sessioncap.ReasonRevoked:          "revoked",
+	sessioncap.ReasonRotated:          "token renewed",
+	sessioncap.ReasonExpired:          "expired",
 }
 
 func page(name string) *template.Template {

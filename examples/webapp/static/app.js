@@ -5,7 +5,7 @@
   "use strict";
   var live = document.getElementById("live-banner");
   if (!live || !window.EventSource) return;
-  var shown = false;
+  var shown = false, ready = false, shownAt = 0;
 
   function field(name) { return live.querySelector('[data-f="' + name + '"]'); }
 
@@ -26,6 +26,7 @@
   function show(f) {
     if (shown || !f || !f.error) return;
     shown = true;
+    shownAt = Date.now();
     var titles = { evicted: "Your account signed in on another device", revoked: "This device was signed out",
       expired: "Your session expired" };
     field("title").textContent = titles[f.error] || "You are signed out";
@@ -44,6 +45,8 @@
       field("device").hidden = false;
     }
     field("notme").hidden = f.error !== "evicted";
+    var note = document.getElementById("devices-changed");
+    if (note) note.hidden = true;
     document.body.classList.add("ended");
     live.hidden = false;
   }
@@ -56,6 +59,7 @@
   }
 
   var es = new EventSource("/api/events");
+  es.addEventListener("ready", function () { ready = true; });
   es.addEventListener("ended", function () { es.close(); check(); });
   es.addEventListener("changed", function () {
     var note = document.getElementById("devices-changed");
@@ -66,5 +70,10 @@
     // dropped one reconnects by itself and is checked once.
     if (es.readyState === EventSource.CLOSED) check(); else if (!shown) check();
   };
-  window.sessioncapLive = { isShown: function () { return shown; } };
+  // Read by the browser test: whether the stream is up, and when the banner
+  // appeared (epoch ms), to measure the sign-out latency.
+  window.sessioncapLive = {
+    isReady: function () { return ready; },
+    shownAt: function () { return shownAt; }
+  };
 })();
