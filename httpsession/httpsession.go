@@ -258,15 +258,18 @@ func (m *Manager) handle(next http.Handler, required bool) http.Handler {
 	})
 }
 
-// clearDeadCookie drops a cookie whose token can never work again. The
-// cookie of an evicted or revoked session is kept: its tombstone still
-// tells the device why it was signed out (until TombstoneTTL), and the
-// "that wasn't me" flow needs it to learn whose account it was.
+// clearDeadCookie drops a cookie that is not a token at all. Every other
+// dead cookie is kept. An evicted or revoked session's tombstone still tells
+// the device why it was signed out (until TombstoneTTL), and the "that
+// wasn't me" flow needs it to learn whose account it was. An expired one is
+// kept because "expired" also covers a token just replaced by Rotate: a
+// request still in flight with the old token would otherwise answer with a
+// Set-Cookie that deletes the new one.
 func (m *Manager) clearDeadCookie(st *state, err error) {
 	if st.bearer {
 		return
 	}
-	if errors.Is(err, sessioncap.ErrExpired) || errors.Is(err, sessioncap.ErrInvalidToken) {
+	if errors.Is(err, sessioncap.ErrInvalidToken) {
 		st.cookie = m.expiredCookie()
 	}
 }

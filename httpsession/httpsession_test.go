@@ -227,6 +227,9 @@ func TestFailures(t *testing.T) {
 		if rec.Code != 401 || decodeFailure(t, rec).Error != httpsession.KindExpired {
 			t.Fatalf("%d %s", rec.Code, rec.Body)
 		}
+		if len(rec.Result().Cookies()) != 0 {
+			t.Fatal("an expired cookie is kept: it may be a request racing a Rotate")
+		}
 	})
 	t.Run("evicted JSON names the new device", func(t *testing.T) {
 		old := f.login(t, "carol", "1.1.1.1")
