@@ -122,7 +122,10 @@ func Describe(err error) Failure {
 		if f.ReplacedBy != nil {
 			f.Message += " (" + f.ReplacedBy.IP + ", " + f.ReplacedBy.UserAgent + ")"
 		}
-		f.Message += " at " + f.At.Format(time.RFC3339) + "."
+		if f.At != nil { // nil for the bare ErrEvicted sentinel
+			f.Message += " at " + f.At.Format(time.RFC3339)
+		}
+		f.Message += "."
 	case KindRevoked:
 		f.Message = revokedMessage(sessioncap.Reason(f.Reason))
 	case KindUnavailable:

@@ -522,3 +522,23 @@ func TestUnwrap(t *testing.T) {
 		t.Fatal("Unwrap does not return the server's writer")
 	}
 }
+
+// TestDescribeBareSentinels: an app may hand the handlers a bare sentinel
+// (a wrapped ErrEvicted without the rich type); that must not panic.
+func TestDescribeBareSentinels(t *testing.T) {
+	for _, err := range []error{sessioncap.ErrEvicted, sessioncap.ErrRevoked, sessioncap.ErrExpired,
+		sessioncap.ErrInvalidToken, sessioncap.ErrUnavailable, httpsession.ErrNoToken, errors.New("other")} {
+		f := httpsession.Describe(err)
+		if f.Message == "" || f.Status() < 400 {
+			t.Fatalf("%v: %+v", err, f)
+		}
+		rec := httptest.NewRecorder()
+		httpsession.DefaultErrorHandler(rec, httptest.NewRequest("GET", "/", nil), err)
+		if rec.Code != f.Status() {
+			t.Fatalf("%v: %d", err, rec.Code)
+		}
+	}
+	if httpsession.Describe(errors.New("x")).Status() != 500 || httpsession.Describe(sessioncap.ErrUnavailable).Status() != 503 {
+		t.Fatal("status mapping")
+	}
+}

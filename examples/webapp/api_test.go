@@ -580,3 +580,38 @@ func TestDeviceName(t *testing.T) {
 		}
 	}
 }
+
+// TestRejectPage: under -overflow reject the sign-in page lists the live
+// sessions and lets the user sign one out, password confirmed.
+func TestRejectPage(t *testing.T) {
+	ts := newTestServer(t, appConfig{Overflow: sessioncap.RejectNew})
+	first := ts.device("Laptop/1", false).mustLogin("bob", "demo")
+	client := *ts.srv.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	post := func(form url.Values) (*http.Response, string) {
+		t.Helper()
+		resp, err := client.PostForm(ts.srv.URL+"/login", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	resp, body := post(url.Values{"user": {"bob"}, "password": {"demo"}})
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(body, `value="`+first+`"`) || !strings.Contains(body, "Too many devices") {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	resp, _ = post(url.Values{"user": {"bob"}, "password": {"wrong"}, "revoke": {first}})
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("wrong password revoked? %d", resp.StatusCode)
+	}
+	resp, _ = post(url.Values{"user": {"bob"}, "password": {"demo"}, "revoke": {first}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("%d", resp.StatusCode)
+	}
+	list, err := ts.app.engine.Sessions(t.Context(), "bob")
+	if err != nil || len(list) != 1 || list[0].ID == first {
+		t.Fatalf("%v %v", list, err)
+	}
+}
