@@ -1,0 +1,112 @@
+package sessioncap
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Fuzz targets for the two places where untrusted bytes meet the engine:
+// the bearer token (parseToken) and the user ID (userDigest, keysFor).
+// Seeds live in testdata/fuzz/<FuzzName>/; run for a bounded time with
+//
+//	go test -run '^$' -fuzz '^FuzzParseToken$' -fuzztime 30s .
+//	go test -run '^$' -fuzz '^FuzzUserKeys$' -fuzztime 30s .
+
+// FuzzParseToken: any string either parses to a token that prints back as
+// exactly that string (one canonical spelling per token, so a token cannot
+// be varied to dodge a deny-list or a rate limit), or is rejected with
+// ErrInvalidToken. Never a panic, never another error.
+func FuzzParseToken(f *testing.F) {
+	good := token{}
+	for i := range good.user {
+		good.user[i] = byte(i * 7)
+	}
+	for i := range good.sid {
+		good.sid[i] = byte(255 - i)
+	}
+	for i := range good.secret {
+		good.secret[i] = byte(i * 13)
+	}
+	g := good.String()
+	for _, s := range []string{
+		g, "", g[:86], g + "A", g[:86] + "=", strings.Repeat("A", 87), strings.Repeat("_", 87),
+		"AQ" + g[2:], "Ag" + g[2:], g[:40] + "\x00" + g[41:], g[:40] + "+" + g[41:], g[:40] + "é" + g[42:],
+		" " + g[1:], g[:86] + "\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tok, err := parseToken(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidToken) || err != ErrInvalidToken {
+				t.Fatalf("parseToken(%q): %v, want exactly ErrInvalidToken", s, err)
+			}
+			return
+		}
+		if len(s) != tokenLen {
+			t.Fatalf("parseToken accepted %d bytes, tokens are %d", len(s), tokenLen)
+		}
+		if back := tok.String(); back != s {
+			t.Fatalf("parseToken(%q) prints back as %q: two spellings of one token", s, back)
+		}
+		if tok2, err := parseToken(tok.String()); err != nil || tok2 != tok {
+			t.Fatalf("round trip: %v", err)
+		}
+	})
+}
+
+var (
+	fuzzKeysMu   sync.Mutex
+	fuzzKeysSeen = map[string]string{} // data key -> user ID, within one fuzz process
+)
+
+// FuzzUserKeys: for any user ID and any prefix New accepts, every key and
+// the channel of the user share one hash slot (computed here with CRC16,
+// not asked of Redis), each holds exactly one well-formed hash tag, and no
+// two distinct user IDs seen in the run map to the same keys.
+func FuzzUserKeys(f *testing.F) {
+	for _, u := range []string{"alice", "", "{alice}", "}{", "a{b}c", "\x00", "\xff\xfe", "é", "*?[", "line\nbreak", strings.Repeat("{", 300)} {
+		f.Add("sc", u)
+	}
+	f.Add("app:sessions", "bob")
+	f.Add("x y", "{}")
+	f.Fuzz(func(t *testing.T, prefix, userID string) {
+		cfg, err := Config{KeyPrefix: prefix}.withDefaults()
+		if err != nil {
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("withDefaults(prefix %q): %v", prefix, err)
+			}
+			return
+		}
+		prefix = cfg.KeyPrefix
+		if checkUserID(userID) != nil {
+			return
+		}
+		k := keysFor(prefix, userDigest(userID))
+		all := append(k.list(), k.channel)
+		slot := slotOf(all[0])
+		for _, key := range all {
+			if s := slotOf(key); s != slot {
+				t.Fatalf("user %q prefix %q: %q in slot %d, %q in slot %d", userID, prefix, all[0], slot, key, s)
+			}
+			if !strings.HasPrefix(key, prefix+":{") || strings.Count(key, "{") != 1 || strings.Count(key, "}") != 1 {
+				t.Fatalf("user %q prefix %q: key %q has no single hash tag after the prefix", userID, prefix, key)
+			}
+		}
+		if len(map[string]bool{k.data: true, k.index: true, k.tombs: true, k.hist: true, k.channel: true}) != 5 {
+			t.Fatalf("user %q: two of its keys coincide: %v", userID, all)
+		}
+		id := prefix + "\x00" + userID
+		fuzzKeysMu.Lock()
+		prev, seen := fuzzKeysSeen[k.data]
+		if !seen && len(fuzzKeysSeen) < 1_000_000 {
+			fuzzKeysSeen[k.data] = id
+		}
+		fuzzKeysMu.Unlock()
+		if seen && prev != id {
+			t.Fatalf("user IDs %q and %q map to the same key %q", prev, id, k.data)
+		}
+	})
+}
