@@ -82,8 +82,12 @@ func newProfile(t *testing.T, parent context.Context, browser, name string) *pro
 	actx, cancelAlloc := chromedp.NewExecAllocator(parent, opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
+	start := time.Now()
 	if err := chromedp.Do(ctx); err != nil { // starts the browser
 		t.Fatalf("start %s: %v", name, err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Logf("starting browser %s took %v", name, d)
 	}
 	return &profile{name: name, ctx: ctx, ua: ua}
 }
@@ -92,8 +96,12 @@ func (p *profile) run(t *testing.T, what string, steps ...chromedp.Action[chrome
 	t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
 	defer cancel()
+	start := time.Now()
 	if err := chromedp.Do(ctx, steps...); err != nil {
 		t.Fatalf("profile %s: %s: %v", p.name, what, err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Logf("profile %s: %s took %v", p.name, what, d)
 	}
 }
 
@@ -111,16 +119,33 @@ func value[T any](t *testing.T, p *profile, what string, a chromedp.Action[T]) T
 
 func css(s string) chromedp.CSS { return chromedp.CSS(s) }
 
+// submit runs steps that submit a form and waits until the page they lead
+// to has loaded, so that no later query runs against the old document.
+func (p *profile) submit(t *testing.T, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	resp, err := chromedp.RunResponse(ctx, steps...)
+	if err != nil {
+		t.Fatalf("profile %s: %s: %v", p.name, what, err)
+	}
+	if resp.Status >= 400 {
+		t.Fatalf("profile %s: %s: HTTP %d", p.name, what, resp.Status)
+	}
+}
+
+// signIn signs in through the form and waits for "your devices", where
+// every successful sign-in lands.
 func (p *profile) signIn(t *testing.T, base, user, password string) {
 	t.Helper()
-	p.run(t, "sign in as "+user,
+	p.run(t, "open the sign-in page",
 		chromedp.Navigate(base+"/login"),
 		chromedp.WaitVisible(css(`input[name=user]`)),
 		chromedp.SendKeys(css(`input[name=user]`), user),
 		chromedp.SendKeys(css(`input[name=password]`), password),
-		chromedp.Submit(css(`input[name=password]`)),
-		chromedp.WaitVisible(css(`h1`)),
 	)
+	p.submit(t, "sign in as "+user, chromedp.Submit(css(`input[name=password]`)))
+	p.run(t, "devices page after sign-in", chromedp.WaitVisible(css(`table.devices tr.current`)))
 }
 
 func (p *profile) screenshot(t *testing.T, dir, name string) string {
@@ -147,7 +172,7 @@ func TestBrowserEviction(t *testing.T) {
 	if browser == "" {
 		msg := "!!! SKIPPED: no Chromium found (apt-get install chromium chromium-driver, or set SESSIONCAP_CHROMIUM)"
 		if os.Getenv("SESSIONCAP_REQUIRE_BROWSER") == "1" {
-			t.Fatal(msg + "; SESSIONCAP_REQUIRE_BROWSER=1 makes this a failure")
+			t.Fatal("no Chromium found, and SESSIONCAP_REQUIRE_BROWSER=1 makes that a failure (apt-get install chromium chromium-driver, or set SESSIONCAP_CHROMIUM)")
 		}
 		fmt.Fprintln(os.Stderr, msg)
 		t.Skip(msg)
@@ -179,6 +204,8 @@ func TestBrowserEviction(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	began := time.Now()
+	defer func() { t.Logf("browser test took %v", time.Since(began)) }()
 	pa := newProfile(t, ctx, browser, "A")
 	pb := newProfile(t, ctx, browser, "B")
 
@@ -233,13 +260,13 @@ func TestBrowserEviction(t *testing.T) {
 	// A third profile, the admin, signs alice out; B learns it live.
 	pc := newProfile(t, ctx, browser, "C")
 	pc.signIn(t, base, "admin", "admin")
-	pc.run(t, "admin signs alice out",
+	pc.run(t, "admin page",
 		chromedp.Navigate(base+"/admin"),
 		chromedp.WaitVisible(css(`input[value=alice]`)),
 		chromedp.Click(css(`input[value=alice]`)),
-		chromedp.Submit(css(`input[value=alice]`)),
-		chromedp.WaitVisible(css(`p.flash[role=status]`)),
 	)
+	pc.submit(t, "admin signs alice out", chromedp.Submit(css(`input[value=alice]`)))
+	pc.run(t, "admin sees the result", chromedp.WaitVisible(css(`p.flash[role=status]`)))
 	pc.screenshot(t, dir, "5-c-admin.png")
 	pb.run(t, "B's live banner", chromedp.WaitVisible(css(`#live-banner`)))
 	if live := pb.text(t, `#live-banner`); !strings.Contains(live, "administrator") {
