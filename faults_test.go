@@ -148,7 +148,11 @@ func TestLatencyDeadlinesAndResets(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	client := redis.NewClient(&redis.Options{Addr: p.Addr(), ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond})
+	// go-redis ignores context deadlines on reads and writes unless
+	// ContextTimeoutEnabled is set: without it a call under latency runs
+	// until ReadTimeout whatever its context says. docs/cluster.md says so.
+	client := redis.NewClient(&redis.Options{Addr: p.Addr(), ContextTimeoutEnabled: true,
+		ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond})
 	defer client.Close()
 	e, err := New(client, Config{MaxSessions: 3, KeyPrefix: newPrefix()})
 	if err != nil {
