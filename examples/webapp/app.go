@@ -6,7 +6,6 @@ import (
 	"crypto/subtle"
 	"embed"
 	"errors"
-	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -392,15 +391,4 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, o := range outcomes {
 		counter(descValidations, s.Validations[sessioncap.Outcome(o)], o)
 	}
-}
-
-// describeUser is for log lines and admin pages.
-func describeUser(acc *account) string {
-	if acc == nil {
-		return "?"
-	}
-	if acc.admin {
-		return fmt.Sprintf("%s (admin, %s)", acc.name, acc.perm)
-	}
-	return acc.name
 }
