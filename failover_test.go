@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -208,6 +209,18 @@ func runFailover(t *testing.T, w *workload, observer redis.Cmdable, prefix strin
 		opsBefore, promotedAt.Sub(killAt).Round(time.Millisecond), first.Sub(killAt).Round(time.Millisecond),
 		last.Sub(killAt).Round(time.Millisecond), last.Sub(first).Round(time.Millisecond), n,
 		recoveredAt.Sub(killAt).Round(time.Millisecond))
+	causes := map[string]int{}
+	for _, f := range w.failures {
+		var ue *unavailableError
+		if errors.As(f.err, &ue) {
+			msg := ue.cause.Error()
+			if i := strings.IndexAny(msg, "0123456789"); i > 0 {
+				msg = msg[:i] // group "dial tcp 127.0.0.1:21000: ..." and the like
+			}
+			causes[msg]++
+		}
+	}
+	t.Logf("causes of the failed calls: %v", causes)
 	w.report(t, "failover")
 	cc.assert(t)
 	exactLiveCheck(t, observer, prefix, w.users, w.cap)
