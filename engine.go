@@ -13,6 +13,7 @@ package sessioncap
 
 import (
 	"context"
+	"crypto/sha256"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -43,10 +45,11 @@ var (
 )
 
 // The scripts, compiled once. Each is the shared prelude followed by its own
-// body, so helpers like pruning live in one place.
+// body, so helpers like pruning live in one place; validate, the hot path,
+// stands alone.
 var (
 	scriptLogin    = redis.NewScript(luaLib + luaLogin)
-	scriptValidate = redis.NewScript(luaLib + luaValidate)
+	scriptValidate = redis.NewScript(luaValidate) // the hot path: no prelude
 	scriptSave     = redis.NewScript(luaLib + luaSave)
 	scriptRotate   = redis.NewScript(luaLib + luaRotate)
 	scriptEnd      = redis.NewScript(luaLib + luaEnd)
@@ -159,6 +162,12 @@ func (e *Engine) runOn(ctx context.Context, c redis.Scripter, op Op, s *redis.Sc
 		e.observe(Observation{Op: op, Outcome: OutcomeScriptRetry})
 		v, err = s.Eval(ctx, c, keys, args...).Result()
 	}
+	return scriptReply(op, v, err)
+}
+
+// scriptReply checks the shape every script reply shares: a non-empty
+// array that starts with an integer status.
+func scriptReply(op Op, v any, err error) ([]any, error) {
 	if err != nil {
 		return nil, unavailable(string(op), err)
 	}
@@ -170,6 +179,82 @@ func (e *Engine) runOn(ctx context.Context, c redis.Scripter, op Op, s *redis.Sc
 		return nil, unavailable(string(op), fmt.Errorf("unexpected script status %T", reply[0]))
 	}
 	return reply, nil
+}
+
+// validateCall is everything one Validate sends, in two allocations: one
+// string holding every key name and per-call value (and the session's
+// public ID, for the result), and the EVALSHA argument list, whose entries
+// share the string headers stored here (see boxed). This is what keeps
+// Validate's allocations close to a plain GET's.
+type validateCall struct {
+	argv  [3 + 4 + 10]any
+	keys  userKeys
+	now13 string
+	sid   string
+	dig   string
+	id    string // public session ID
+}
+
+// validateSHA is the script's SHA-1, boxed once.
+var validateSHA any = scriptValidate.Hash()
+
+// validated is a Validate's Session and its call in one allocation; the
+// call's few hundred bytes live as long as the Session does.
+type validated struct {
+	Session
+	call validateCall
+}
+
+// fill builds the call into c.
+func (c *validateCall) fill(e *Engine, t token, now int64) {
+	var b [keysBufLen + tsLen + sidLen + digestLen + 36]byte
+	buf := appendKeys(b[:0], e.cfg.KeyPrefix, t.user)
+	buf = appendMS13(buf, min(max(now, 0), maxTimestamp))
+	buf = append(buf, t.sid[:]...)
+	dig := sha256.Sum256(t.secret[:])
+	buf = append(buf, dig[:digestLen]...)
+	if t.sid != zeroSID {
+		buf = appendPublicID(buf, t.sid)
+	}
+	var rest string
+	c.keys, rest = keysIn(string(buf), e.cfg.KeyPrefix)
+	c.now13, rest = rest[:tsLen], rest[tsLen:]
+	c.sid, rest = rest[:sidLen], rest[sidLen:]
+	c.dig, c.id = rest[:digestLen], rest[digestLen:]
+	c.argv = [...]any{"evalsha", validateSHA, "4",
+		boxed(&c.keys.data), boxed(&c.keys.index), boxed(&c.keys.tombs), boxed(&c.keys.hist),
+		boxed(&c.now13), boxed(&e.idleArg), boxed(&e.histLimitArg), boxed(&e.histTTLArg), boxed(&e.pubArg),
+		boxed(&c.keys.channel), boxed(&e.tombTTLArg), boxed(&c.sid), boxed(&c.dig), boxed(&e.touchArg)}
+}
+
+// boxed returns *p as an interface value that shares p's string header,
+// where any(*p) would copy the header into an allocation of its own: eight
+// allocations per Validate. The result is an ordinary string in an
+// interface (hooks and go-redis see a string); *p must never change
+// afterwards, which holds for the call's fields and the Engine's
+// formatted constants.
+func boxed(p *string) any {
+	a := any("")
+	(*[2]unsafe.Pointer)(unsafe.Pointer(&a))[1] = unsafe.Pointer(p)
+	return a
+}
+
+// evalArgv is runOn for a prebuilt EVALSHA argument list (see
+// validateCall), with the same EVAL fallback. It returns the raw reply.
+func (e *Engine) evalArgv(ctx context.Context, op Op, s *redis.Script, argv []any) (any, error) {
+	cmd := redis.NewCmd(ctx, argv...)
+	cmd.SetFirstKeyPos(3)
+	_ = e.rdb.Process(ctx, cmd)
+	v, err := cmd.Result()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		e.observe(Observation{Op: op, Outcome: OutcomeScriptRetry})
+		keys := make([]string, 4)
+		for i := range keys {
+			keys[i] = argv[3+i].(string)
+		}
+		v, err = s.Eval(ctx, e.rdb, keys, argv[3+len(keys):]...).Result()
+	}
+	return v, err
 }
 
 func status(reply []any) int64 { return reply[0].(int64) }
@@ -301,19 +386,29 @@ func (e *Engine) Login(ctx context.Context, userID string, meta Meta) (res *Logi
 
 // session builds a Session from a live record.
 func (e *Engine) session(rec string, sid [sidLen]byte, k userKeys) (*Session, error) {
-	p, err := parseRecord(rec)
-	if err != nil {
+	s := new(Session)
+	if err := e.fillSession(s, rec, sid, publicID(sid), k); err != nil {
 		return nil, err
 	}
+	return s, nil
+}
+
+// fillSession is session into a given Session, with the public ID already
+// formatted, so Validate can allocate the Session with its call.
+func (e *Engine) fillSession(s *Session, rec string, sid [sidLen]byte, id string, k userKeys) error {
+	p, err := parseRecord(rec)
+	if err != nil {
+		return err
+	}
 	if !p.live {
-		return nil, errBadRecord
+		return errBadRecord
 	}
 	exp := p.abs
 	if e.cfg.IdleTimeout > 0 {
 		exp = min(exp, p.last+e.cfg.IdleTimeout.Milliseconds())
 	}
-	return &Session{
-		ID:         publicID(sid),
+	*s = Session{
+		ID:         id,
 		UserID:     p.userID,
 		CreatedAt:  fromMS(p.created),
 		LastSeenAt: fromMS(p.last),
@@ -326,7 +421,8 @@ func (e *Engine) session(rec string, sid [sidLen]byte, k userKeys) (*Session, er
 		sid:        sid,
 		prefixLen:  p.prefixLen,
 		valuesRaw:  p.valuesRaw,
-	}, nil
+	}
+	return nil
 }
 
 // ended interprets the status codes the token-checked scripts share:
@@ -364,24 +460,24 @@ func (e *Engine) Validate(ctx context.Context, tokenStr string) (s *Session, err
 	if err != nil {
 		return nil, err
 	}
-	k := keysFor(e.cfg.KeyPrefix, t.user)
-	reply, err := e.run(ctx, OpValidate, scriptValidate, k,
-		e.args(e.nowMS(), k, string(t.sid[:]), t.secretDigest(), e.touchArg))
-	if err != nil {
-		return nil, err
-	}
-	if status(reply) != 1 {
+	v := new(validated)
+	c := &v.call
+	c.fill(e, t, e.nowMS())
+	raw, err := e.evalArgv(ctx, OpValidate, scriptValidate, c.argv[:])
+	// A live session comes back as its bare record (see validate.lua), one
+	// string where an array would cost the reader two more allocations.
+	r, live := raw.(string)
+	if err != nil || !live {
+		reply, err := scriptReply(OpValidate, raw, err)
+		if err != nil {
+			return nil, err
+		}
 		return nil, e.ended(OpValidate, reply, t.sid)
 	}
-	r, err := replyString(string(OpValidate), reply, 1)
-	if err != nil {
-		return nil, err
-	}
-	s, err = e.session(r, t.sid, k)
-	if err != nil {
+	if err := e.fillSession(&v.Session, r, t.sid, c.id, c.keys); err != nil {
 		return nil, unavailable(string(OpValidate), err)
 	}
-	return s, nil
+	return &v.Session, nil
 }
 
 // Save writes s.Values back to its session. It never revives a session that

@@ -49,12 +49,39 @@ func userDigest(userID string) [digestLen]byte {
 // keysFor builds the layout from a user digest. The digest, not the user ID,
 // is what a token carries, so Validate can name the keys from the token alone.
 func keysFor(prefix string, d [digestLen]byte) userKeys {
-	tag := prefix + ":{" + base64.RawURLEncoding.EncodeToString(d[:]) + "}:"
-	return userKeys{
-		data:    tag + "d",
-		index:   tag + "i",
-		tombs:   tag + "t",
-		hist:    tag + "h",
-		channel: tag + "e",
+	var b [keysBufLen]byte
+	k, _ := keysIn(string(appendKeys(b[:0], prefix, d)), prefix)
+	return k
+}
+
+// keysBufLen fits every key name of a user for the longest KeyPrefix, so
+// the names are built on the stack.
+const keysBufLen = 5 * (64 + keyTagLen + 1)
+
+// keyTagLen is the length of ":{D}:" around the user digest: four bytes
+// and the unpadded base64 of digestLen bytes.
+const keyTagLen = 4 + (digestLen*8+5)/6
+
+// appendKeys appends the five names of keysFor back to back, so one string
+// conversion allocates them all: this is on the path of every Validate.
+func appendKeys(b []byte, prefix string, d [digestLen]byte) []byte {
+	start := len(b)
+	b = append(b, prefix...)
+	b = append(b, ":{"...)
+	b = base64.RawURLEncoding.AppendEncode(b, d[:])
+	b = append(b, "}:d"...)
+	tag := b[start : len(b)-1]
+	for _, c := range []byte("ithe") {
+		b = append(b, tag...)
+		b = append(b, c)
 	}
+	return b
+}
+
+// keysIn slices the names appendKeys wrote at the start of s, and returns
+// the rest of s.
+func keysIn(s, prefix string) (userKeys, string) {
+	n := len(prefix) + keyTagLen + 1
+	k := userKeys{data: s[:n], index: s[n : 2*n], tombs: s[2*n : 3*n], hist: s[3*n : 4*n], channel: s[4*n : 5*n]}
+	return k, s[5*n:]
 }

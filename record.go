@@ -149,7 +149,9 @@ func parseToken(s string) (token, error) {
 		return t, ErrInvalidToken
 	}
 	var raw [tokenRawLen]byte
-	n, err := strictB64.Decode(raw[:], []byte(s))
+	// Decode from a stack copy: []byte(s) would allocate on every Validate.
+	var in [128]byte
+	n, err := strictB64.Decode(raw[:], in[:copy(in[:], s)])
 	if err != nil || n != tokenRawLen || raw[0] != tokenVersion {
 		return t, ErrInvalidToken
 	}
@@ -168,14 +170,19 @@ func ms13(ms int64) string {
 		ms = maxTimestamp
 	}
 	var b [tsLen]byte
-	s := strconv.AppendInt(b[:0], ms, 10)
-	out := make([]byte, tsLen)
-	pad := tsLen - len(s)
-	for i := 0; i < pad; i++ {
-		out[i] = '0'
+	return string(appendMS13(b[:0], ms))
+}
+
+// appendMS13 appends ms as 13 zero-padded digits; ms must be in range.
+func appendMS13(b []byte, ms int64) []byte {
+	for i := tsLen - 1; i >= 0; i-- {
+		b = append(b, 0)
 	}
-	copy(out[pad:], s)
-	return string(out)
+	for i := len(b) - 1; i >= len(b)-tsLen; i-- {
+		b[i] = byte('0' + ms%10)
+		ms /= 10
+	}
+	return b
 }
 
 func parseMS(b string) (int64, error) {
@@ -365,6 +372,19 @@ func publicID(sid [sidLen]byte) string {
 		return ""
 	}
 	return uuid.UUID(sid).String()
+}
+
+// appendPublicID appends publicID(sid) for a non-zero sid: the canonical
+// lower-case UUID form, without the allocation of uuid.UUID.String.
+func appendPublicID(b []byte, sid [sidLen]byte) []byte {
+	const hexd = "0123456789abcdef"
+	for i, c := range sid {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b = append(b, '-')
+		}
+		b = append(b, hexd[c>>4], hexd[c&15])
+	}
+	return b
 }
 
 func parsePublicID(s string) ([sidLen]byte, error) {
