@@ -100,6 +100,10 @@ func StartOn(dir string, port int, extra ...string) (*Server, error) {
 
 func (s *Server) start() error {
 	s.cmd = exec.Command("redis-server", s.args...)
+	// If the test binary dies without stopping its servers (a fuzz worker
+	// killed by its coordinator, a -timeout panic, a SIGKILL), the kernel
+	// kills them too, so no redis-server outlives the tests.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	s.done = make(chan struct{})
 	if err := s.cmd.Start(); err != nil {
 		return err
