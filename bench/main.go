@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -173,7 +172,6 @@ func run(o options) error {
 		}
 	}
 	rep.EvictMisses = evictMiss.Load()
-	rep.WallSeconds = 0 // filled by the caller's clock below
 	if err := rep.write(os.Stdout, o); err != nil {
 		return err
 	}
@@ -181,7 +179,12 @@ func run(o options) error {
 		if err := os.MkdirAll(o.outDir, 0o755); err != nil {
 			return err
 		}
-		svg := filepath.Join(o.outDir, "throughput.svg")
+		// A -short run does not overwrite the chart of a full one.
+		name := "throughput.svg"
+		if o.short {
+			name = "throughput-short.svg"
+		}
+		svg := filepath.Join(o.outDir, name)
 		if err := os.WriteFile(svg, []byte(rep.svg()), 0o644); err != nil {
 			return err
 		}
@@ -396,5 +399,3 @@ func drive(ctx context.Context, op func(context.Context, int) error, c int, d ti
 	slices.Sort(res.lat)
 	return res
 }
-
-var _ io.Writer = os.Stdout

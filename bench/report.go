@@ -31,7 +31,6 @@ type report struct {
 	Ratios      []ratio  `json:"ratios"`
 	Memory      []memRow `json:"memory"`
 	EvictMisses int64    `json:"timed_logins_not_evicting_exactly_one"`
-	WallSeconds float64  `json:"-"`
 }
 
 // ratio is a target figure computed run by run (both sides measured in the
@@ -203,7 +202,7 @@ func (rep *report) write(w io.Writer, o options) error {
 // and login side by side. Hand-written so the bench needs no plotting
 // library.
 func (rep *report) svg() string {
-	const W, H, pad, panelW = 980, 420, 60, 420
+	const W, H, pad, panelW = 980, 450, 60, 420
 	colors := map[string]string{"raw": "#888888", "sessioncap": "#1f77b4", "scs": "#2ca02c", "naive": "#d62728"}
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", W, H)
@@ -266,7 +265,7 @@ func (rep *report) svg() string {
 			ly += 15
 		}
 	}
-	b.WriteString(`<text x="60" y="414" fill="#555">Bars: min–max over runs. Client and server share 2 CPU cores, so these are relative figures.</text>` + "\n")
+	b.WriteString(`<text x="60" y="440" fill="#555">Bars: min–max over runs. Client and server share 2 CPU cores, so these are relative figures.</text>` + "\n")
 	b.WriteString("</svg>\n")
 	return b.String()
 }
