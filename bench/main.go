@@ -43,6 +43,7 @@ type options struct {
 	skipMem   bool
 	skipLoad  bool
 	luaProbes bool
+	replot    string
 }
 
 func main() {
@@ -61,6 +62,7 @@ func main() {
 	flag.BoolVar(&o.skipMem, "nomem", false, "skip the memory phase")
 	flag.BoolVar(&o.skipLoad, "noload", false, "skip the load phase")
 	flag.BoolVar(&o.luaProbes, "luaprobe", false, "time variants of the login script instead (see NOTES.md)")
+	flag.StringVar(&o.replot, "replot", "", "redraw the chart from a -json file and exit")
 	flag.Parse()
 	for _, f := range strings.Split(concFlag, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -94,6 +96,12 @@ func main() {
 		if _, err := os.Stat(filepath.Join("bench", "go.mod")); err == nil {
 			o.outDir = filepath.Join("bench", "results")
 		}
+	}
+	if o.replot != "" {
+		if err := replot(o); err != nil {
+			fatalf("%v", err)
+		}
+		return
 	}
 	start := time.Now()
 	if err := run(o); err != nil {
@@ -398,4 +406,23 @@ func drive(ctx context.Context, op func(context.Context, int) error, c int, d ti
 	}
 	slices.Sort(res.lat)
 	return res
+}
+
+// replot redraws the chart of an earlier run from its -json output, so a
+// change to the drawing does not need a new run.
+func replot(o options) error {
+	b, err := os.ReadFile(o.replot)
+	if err != nil {
+		return err
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return err
+	}
+	svg := filepath.Join(o.outDir, "throughput.svg")
+	if err := os.WriteFile(svg, []byte(rep.svg()), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "bench: wrote %s\n", svg)
+	return nil
 }

@@ -202,7 +202,7 @@ func (rep *report) write(w io.Writer, o options) error {
 // and login side by side. Hand-written so the bench needs no plotting
 // library.
 func (rep *report) svg() string {
-	const W, H, pad, panelW = 980, 450, 60, 420
+	const W, H, pad, panelW = 980, 470, 60, 420
 	colors := map[string]string{"raw": "#888888", "sessioncap": "#1f77b4", "scs": "#2ca02c", "naive": "#d62728"}
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", W, H)
@@ -210,7 +210,7 @@ func (rep *report) svg() string {
 	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="14">sessioncap vs floor and peers: median ops/s by client concurrency (Redis %s, %d runs × %.1fs)</text>`+"\n", pad, rep.Redis, rep.Runs, rep.CellSeconds)
 	for p, kind := range []string{"validate", "login"} {
 		x0 := pad + p*(panelW+pad)
-		y0, y1 := 50, H-110
+		y0, y1 := 50, H-130
 		maxV := 1.0
 		for _, r := range rep.Rows {
 			if r.Kind != kind {
@@ -265,7 +265,7 @@ func (rep *report) svg() string {
 			ly += 15
 		}
 	}
-	b.WriteString(`<text x="60" y="440" fill="#555">Bars: min–max over runs. Client and server share 2 CPU cores, so these are relative figures.</text>` + "\n")
+	b.WriteString(`<text x="60" y="462" fill="#555">Bars: min–max over runs. Client and server share 2 CPU cores, so these are relative figures.</text>` + "\n")
 	b.WriteString("</svg>\n")
 	return b.String()
 }
