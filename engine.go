@@ -162,7 +162,29 @@ func (e *Engine) runOn(ctx context.Context, c redis.Scripter, op Op, s *redis.Sc
 		e.observe(Observation{Op: op, Outcome: OutcomeScriptRetry})
 		v, err = s.Eval(ctx, c, keys, args...).Result()
 	}
+	e.afterError(err)
 	return scriptReply(op, v, err)
+}
+
+// afterError makes a cluster client re-read its slot map after a failure
+// that was not a Redis reply: a refused or reset connection, a timeout.
+// go-redis reloads it on MOVED and ASK, but a master killed outright never
+// answers either, so without this the users of its slots would keep failing
+// until the periodic reload, long after a replica took over. The reload is
+// lazy and coalesced, so a burst of failures costs one CLUSTER SLOTS.
+func (e *Engine) afterError(err error) {
+	if err == nil {
+		return
+	}
+	cc, ok := e.rdb.(*redis.ClusterClient)
+	if !ok {
+		return
+	}
+	var reply redis.Error
+	if errors.As(err, &reply) && !redis.HasErrorPrefix(err, "CLUSTERDOWN") {
+		return
+	}
+	cc.ReloadState(context.Background())
 }
 
 // scriptReply checks the shape every script reply shares: a non-empty
@@ -254,6 +276,7 @@ func (e *Engine) evalArgv(ctx context.Context, op Op, s *redis.Script, argv []an
 		}
 		v, err = s.Eval(ctx, e.rdb, keys, argv[3+len(keys):]...).Result()
 	}
+	e.afterError(err)
 	return v, err
 }
 

@@ -3,7 +3,6 @@ package sessioncap
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -68,23 +67,15 @@ func TestFailoverCluster(t *testing.T) {
 }
 
 // TestFailoverClusterDefaultClient is TestFailoverCluster with go-redis's
-// default ClusterOptions, as an application would construct them. It shows
-// a known defect: go-redis does not reload its slot map when the master's
-// connection is refused, only every ClusterStateReloadInterval (60 s by
-// default), and the engine does not ask it to, so the users of the dead
-// master's slots keep failing long after a replica took over. The fix
-// belongs in the engine (ReloadState on a connection error from a
-// ClusterClient); until it lands this test asserts only with
-// SESSIONCAP_KNOWN_BUGS=1.
+// default ClusterOptions, as an application would construct them. go-redis
+// reloads its slot map on MOVED and ASK, which a dead master never sends,
+// and otherwise only every ClusterStateReloadInterval (60 s by default); the
+// engine asks for a reload after a connection-level failure (afterError),
+// which is what lets the users of the dead master's slots recover within
+// seconds of the promotion.
 func TestFailoverClusterDefaultClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a cluster master")
-	}
-	if os.Getenv("SESSIONCAP_KNOWN_BUGS") != "1" {
-		// Not t.Skip: CI fails on any skip, and this gap is deliberate
-		// until the engine is fixed; say so loudly instead.
-		t.Log("KNOWN ENGINE DEFECT, NOT ASSERTED (set SESSIONCAP_KNOWN_BUGS=1 to run): go-redis keeps a stale slot map after a master dies; the engine does not ask it to reload")
-		return
 	}
 	c := freshCluster(t, redistest.ClusterOptions{ReplicasPerMaster: 1})
 	client, observer := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()}), newClusterClient(c)

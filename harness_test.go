@@ -41,7 +41,8 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		realRedis = srv.Addr()
-		defer os.RemoveAll(dir)
+		// os.Exit skips deferred calls, so the directory goes at teardown.
+		atTeardown(func() { srv.Stop(); os.RemoveAll(dir) })
 	}
 	if realRedis == "" {
 		banner := strings.Repeat("!", 72)
@@ -55,9 +56,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	for i := len(teardowns) - 1; i >= 0; i-- {
 		teardowns[i]()
-	}
-	if srv != nil {
-		srv.Stop()
 	}
 	os.Exit(code)
 }

@@ -70,6 +70,7 @@ func (e *Engine) History(ctx context.Context, userID string, offset, limit int) 
 	k := keysFor(e.cfg.KeyPrefix, userDigest(userID))
 	raw, err := e.rdb.LRange(ctx, k.hist, int64(offset), int64(offset+limit-1)).Result()
 	if err != nil {
+		e.afterError(err)
 		return nil, unavailable(string(OpHistory), err)
 	}
 	events = make([]Event, 0, len(raw))

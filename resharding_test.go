@@ -3,7 +3,6 @@ package sessioncap
 import (
 	"context"
 	"errors"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -234,24 +233,18 @@ func TestReshardingUnderLoad(t *testing.T) {
 	}
 }
 
-// TestLogoutOfLastSessionWhileSlotMigrates reproduces a defect the
+// TestLogoutOfLastSessionWhileSlotMigrates guards against a defect the
 // resharding test surfaced. While a user's slot is MIGRATING, Redis lets a
 // script touch only keys that exist on the node. Logging out the user's last
 // live session empties the index (ZREM of its last member deletes the key),
 // and setTTLs then runs DEL on it: Redis aborts the script there with "ERR
 // Script attempted to access a non local key", after the tombstone was
-// written but before the TTLs and the history entry. The caller gets
-// ErrUnavailable for a logout that did happen. Asserts only with
-// SESSIONCAP_KNOWN_BUGS=1 until lua/lib.lua stops touching keys it emptied.
+// written but before the TTLs and the history entry. The caller got
+// ErrUnavailable for a logout that did happen. The scripts now write first,
+// remove last and never touch a key a removal may have emptied (lua/lib.lua).
 func TestLogoutOfLastSessionWhileSlotMigrates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster")
-	}
-	if os.Getenv("SESSIONCAP_KNOWN_BUGS") != "1" {
-		// Not t.Skip: CI fails on any skip, and this gap is deliberate
-		// until the engine is fixed; say so loudly instead.
-		t.Log("KNOWN ENGINE DEFECT, NOT ASSERTED (set SESSIONCAP_KNOWN_BUGS=1 to run): a Logout of the last session fails mid-script while its slot migrates")
-		return
 	}
 	c := freshCluster(t, redistest.ClusterOptions{Masters: 3})
 	client := newClusterClient(c)

@@ -102,8 +102,9 @@ func (w *workload) wrongf(format string, args ...any) {
 const (
 	// A write ran twice: go-redis retries a command after io.EOF, so when
 	// a server executed a script and died (or the connection reset) before
-	// replying, the retry runs it again. A retried Login evicts one session
-	// more than the caller hears of; a retried Logout answers ErrRevoked.
+	// replying, the retry runs it again. The scripts are idempotent under
+	// such a retry, but a retried Login reports none of the evictions its
+	// first run made, so the model can miss one.
 	anRetried = "retried write"
 	// An acknowledged write was lost: a new session is gone (ErrExpired).
 	anVanished = "vanished"

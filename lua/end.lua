@@ -6,34 +6,46 @@
 -- ARGV[9] session ID, [10] secret digest, [11] code for the other sessions,
 -- [12] tombstone tail for modes 'i' and 'a' (time, no causing session, meta
 -- with the user ID), [13] code for modes 'i' and 'a'.
+-- Reply: {1, ended IDs...}, {0} (no such live session or not this token),
+-- or {2, tombstone} (this token's session had already ended otherwise).
 local mode, sid = ARGV[8], ARGV[9]
-pruneTombs()
-local l = live()
 local ended = {1}
 local keep = {}
-if mode == 's' or mode == 'o' then
-  local r = redis.call('HGET', D, sid)
-  if not r or string.sub(r, 2, 17) ~= ARGV[10] then
-    setTTLs(maxExpiry(l, 0))
-    flush()
-    return {0}
+local mine
+if mode ~= 'a' then
+  mine = redis.call('HGET', D, sid)
+  if mine and string.byte(mine, 1) ~= 76 then
+    -- Already ended. A retried Logout or Revoke finds the tombstone it
+    -- wrote itself, and succeeds again without doing anything.
+    local code = string.byte(mine, 1)
+    if mode == 's' and code == 79 and sub(mine, 2, 17) == ARGV[10] then return ended end
+    if mode == 'i' and code == 86 then
+      ended[2] = sid
+      return ended
+    end
+    if mode == 'i' then return {0} end
   end
-  if string.byte(r, 1) ~= 76 then return {2, r} end
+  if mode ~= 'i' then
+    if not mine or sub(mine, 2, 17) ~= ARGV[10] then return {0} end
+    if string.byte(mine, 1) ~= 76 then return {2, mine} end
+  end
+end
+local l = live()
+if mode == 's' or mode == 'o' then
   local found = false
   for i = 1, #l do
     if l[i][1] == sid then found = true end
   end
-  if not found then
-    setTTLs(maxExpiry(l, 0))
-    flush()
+  if not found then -- it had just expired
+    done(maxExpiry(l, 0))
     return {0}
   end
-  local tail = now13 .. sid .. meta(r)
+  local tail = now13 .. sid .. meta(mine)
   for i = 1, #l do
     local s = l[i][1]
     if s == sid then
       if mode == 's' then
-        finish(s, r, 'O', tail, sid)
+        finish(s, mine, 'O', tail, sid)
         ended[#ended + 1] = s
       else
         keep[#keep + 1] = l[i]
@@ -55,6 +67,5 @@ else
     end
   end
 end
-setTTLs(maxExpiry(keep, 0))
-flush()
+done(maxExpiry(keep, 0))
 return ended

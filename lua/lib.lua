@@ -62,25 +62,19 @@ local function batch(cmd, key, list, out)
   end
 end
 
--- Drop tombstones whose time is up.
-local function pruneTombs()
-  local old = redis.call('ZRANGEBYSCORE', T, '-inf', now)
-  if #old == 0 then return end
-  local recs = {}
-  batch('HMGET', D, old, recs)
-  local del = {}
-  for i = 1, #old do
-    local r = recs[i]
-    if r and string.byte(r, 1) ~= 76 then del[#del + 1] = old[i] end
-  end
-  if #del > 0 then batch('HDEL', D, del) end
-  redis.call('ZREMRANGEBYSCORE', T, '-inf', now)
-end
+-- Removals wait in these lists until commit(). On a slot that is MIGRATING
+-- (resharding), Redis refuses any access to a key of that slot that does
+-- not exist, and aborts the script at that command, half done. A key a
+-- script empties (the last ZREM, the last HDEL) stops existing, so every
+-- script writes first, removes last, and never touches a key again after a
+-- removal may have emptied it. Redis deletes an emptied key by itself, so
+-- there is never a DEL either.
+local gone, dead = {}, {} -- index members to ZREM, data fields to HDEL
 
--- Live sessions, oldest first, as {sid, record, score, expiry}. Heals the
--- index on the way: members whose session expired or vanished leave it, and
--- an expiry is recorded with the time the session really expired. One
--- HMGET reads every record.
+-- Live sessions, oldest first, as {sid, record, score, expiry}. Read-only:
+-- members whose session expired or vanished are queued for removal (the
+-- index heals at commit()), and an expiry is recorded with the time the
+-- session really expired. One HMGET reads every record.
 local function live()
   local m = redis.call('ZRANGE', I, 0, -1, 'WITHSCORES')
   local out = {}
@@ -89,7 +83,6 @@ local function live()
   for i = 1, #m, 2 do ids[#ids + 1] = m[i] end
   local recs = {}
   batch('HMGET', D, ids, recs)
-  local gone, dead = {}, {}
   for k = 1, #ids do
     local sid, r = ids[k], recs[k]
     if r and string.byte(r, 1) == 76 then
@@ -107,31 +100,54 @@ local function live()
       gone[#gone + 1] = sid
     end
   end
-  if #dead > 0 then batch('HDEL', D, dead) end
-  if #gone > 0 then batch('ZREM', I, gone) end
   return out
 end
 
 -- End one live session: a tombstone takes its place, readable by the holder
--- of its token only, until the tombstone TTL passes.
+-- of its token only, until the tombstone TTL passes. Its index entry goes
+-- at commit().
 local function finish(sid, r, code, tail, by)
   redis.call('HSET', D, sid, code .. sub(r, 2, 17) .. tail)
   redis.call('ZADD', T, now + tonumber(ARGV[7]), sid)
-  redis.call('ZREM', I, sid)
+  gone[#gone + 1] = sid
   if recording then event(code .. now13 .. sid .. by .. meta(r)) end
+end
+
+-- Apply the queued removals: after every write, see above.
+local function commit()
+  if #gone > 0 then batch('ZREM', I, gone) end
+  if #dead > 0 then batch('HDEL', D, dead) end
 end
 
 -- Every key lives exactly as long as what it holds: the index until its
 -- last live session would expire, tombstones until the last one's time, the
--- data hash until the later of the two. A TTL of zero or less deletes.
+-- data hash until the later of the two. Called after commit(), and only
+-- sets a TTL on a key that still holds something; an emptied key is gone.
 local function setTTLs(maxLive)
   local maxTomb = 0
   local t = redis.call('ZRANGE', T, -1, -1, 'WITHSCORES')
   if #t > 0 then maxTomb = tonumber(t[2]) end
-  if maxLive > now then redis.call('PEXPIRE', I, maxLive - now) else redis.call('DEL', I) end
-  if maxTomb > now then redis.call('PEXPIRE', T, maxTomb - now) else redis.call('DEL', T) end
+  if maxLive > now then redis.call('PEXPIRE', I, maxLive - now) end
+  if maxTomb > now then redis.call('PEXPIRE', T, maxTomb - now) end
   local m = math.max(maxLive, maxTomb)
-  if m > now then redis.call('PEXPIRE', D, m - now) else redis.call('DEL', D) end
+  if m > now then redis.call('PEXPIRE', D, m - now) end
+end
+
+-- Drop tombstones whose time is up: the last step that touches D and T,
+-- since it may empty both.
+local function pruneTombs()
+  local old = redis.call('ZRANGEBYSCORE', T, '-inf', now)
+  if #old == 0 then return end
+  batch('HDEL', D, old)
+  redis.call('ZREMRANGEBYSCORE', T, '-inf', now)
+end
+
+-- The end of every script that changed sessions.
+local function done(maxLive)
+  commit()
+  setTTLs(maxLive)
+  pruneTombs()
+  flush()
 end
 
 local function maxExpiry(l, from)

@@ -1,8 +1,6 @@
 -- List live sessions, newest first, healing the index on the way.
-pruneTombs()
 local l = live()
-setTTLs(maxExpiry(l, 0))
-flush()
+done(maxExpiry(l, 0))
 local out = {1}
 for i = #l, 1, -1 do
   out[#out + 1] = l[i][1]

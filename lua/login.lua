@@ -1,14 +1,16 @@
--- Login: add a session, prune expired ones, and enforce the cap, atomically.
+-- Login: add a session, drop expired ones, and enforce the cap, atomically.
 -- ARGV[8] new session ID, [9] its record, [10] limit (-1 = unlimited),
 -- [11] '1' to reject at the cap instead of evicting, [12] tombstone tail for
 -- sessions this login evicts, [13] the login's history entry.
 local sid, rec, limit = ARGV[8], ARGV[9], tonumber(ARGV[10])
-pruneTombs()
+-- go-redis resends a command whose reply was lost (the server died just
+-- after running it). A retry finds its own session and must not evict
+-- again; its evictions were reported to nobody, but they did happen once.
+if redis.call('HEXISTS', D, sid) == 1 then return {1} end
 local l = live()
 local n = #l
 if limit >= 0 and n >= limit and ARGV[11] == '1' then
-  setTTLs(maxExpiry(l, 0))
-  flush()
+  done(maxExpiry(l, 0))
   local out = {-1}
   for i = n, 1, -1 do
     out[#out + 1] = l[i][1]
@@ -26,13 +28,12 @@ local first = 1
 local maxLive = expiry(rec)
 if limit >= 0 and n >= limit then
   first = n - limit + 2
-  local tombScore = now + tonumber(ARGV[7])
   if first == 2 then
     -- The usual case, one eviction: every write in one call per key.
     local s, r = l[1][1], l[1][2]
     redis.call('HSET', D, s, 'E' .. sub(r, 2, 17) .. ARGV[12], sid, rec)
-    redis.call('ZADD', T, tombScore, s)
-    redis.call('ZREM', I, s)
+    redis.call('ZADD', T, now + tonumber(ARGV[7]), s)
+    gone[#gone + 1] = s
     out[2] = s
     if recording then event('E' .. now13 .. s .. sid .. meta(r)) end
   else
@@ -49,6 +50,5 @@ redis.call('ZADD', I, score, sid)
 for i = first, n do
   if l[i][4] > maxLive then maxLive = l[i][4] end
 end
-setTTLs(maxLive)
-flush()
+done(maxLive)
 return out
