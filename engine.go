@@ -209,7 +209,7 @@ func scriptReply(op Op, v any, err error) ([]any, error) {
 // share the string headers stored here (see boxed). This is what keeps
 // Validate's allocations close to a plain GET's.
 type validateCall struct {
-	argv  [3 + 4 + 10]any
+	argv  [3 + 2 + 5]any
 	keys  userKeys
 	now13 string
 	sid   string
@@ -243,10 +243,10 @@ func (c *validateCall) fill(e *Engine, t token, now int64) {
 	c.now13, rest = rest[:tsLen], rest[tsLen:]
 	c.sid, rest = rest[:sidLen], rest[sidLen:]
 	c.dig, c.id = rest[:digestLen], rest[digestLen:]
-	c.argv = [...]any{"evalsha", validateSHA, "4",
-		boxed(&c.keys.data), boxed(&c.keys.index), boxed(&c.keys.tombs), boxed(&c.keys.hist),
-		boxed(&c.now13), boxed(&e.idleArg), boxed(&e.histLimitArg), boxed(&e.histTTLArg), boxed(&e.pubArg),
-		boxed(&c.keys.channel), boxed(&e.tombTTLArg), boxed(&c.sid), boxed(&c.dig), boxed(&e.touchArg)}
+	// validate.lua takes two keys and five arguments, not the common seven.
+	c.argv = [...]any{"evalsha", validateSHA, "2",
+		boxed(&c.keys.data), boxed(&c.keys.index),
+		boxed(&c.now13), boxed(&e.idleArg), boxed(&e.touchArg), boxed(&c.sid), boxed(&c.dig)}
 }
 
 // boxed returns *p as an interface value that shares p's string header,
@@ -270,7 +270,8 @@ func (e *Engine) evalArgv(ctx context.Context, op Op, s *redis.Script, argv []an
 	v, err := cmd.Result()
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		e.observe(Observation{Op: op, Outcome: OutcomeScriptRetry})
-		keys := make([]string, 4)
+		numKeys, _ := strconv.Atoi(argv[2].(string))
+		keys := make([]string, numKeys)
 		for i := range keys {
 			keys[i] = argv[3+i].(string)
 		}

@@ -70,19 +70,37 @@ end
 -- removal may have emptied it. Redis deletes an emptied key by itself, so
 -- there is never a DEL either.
 local gone, dead = {}, {} -- index members to ZREM, data fields to HDEL
+-- Set when this call wrote a tombstone: with one clock and one tombstone
+-- TTL, the newest tombstone then expires at now + TTL, so setTTLs need not
+-- read it back. (After a clock step back or a shorter TTL, older tombstones
+-- could outlive that; they would then vanish early, which only turns their
+-- eviction message into "expired".)
+local tombAdded = false
 
 -- Live sessions, oldest first, as {sid, record, score, expiry}. Read-only:
 -- members whose session expired or vanished are queued for removal (the
 -- index heals at commit()), and an expiry is recorded with the time the
 -- session really expired. One HMGET reads every record.
-local function live()
+--
+-- probe, if given, is one more field of D to read in the same HMGET; its
+-- value is the second result (false when absent, or when D is empty).
+local function live(probe)
   local m = redis.call('ZRANGE', I, 0, -1, 'WITHSCORES')
   local out = {}
-  if #m == 0 then return out end
+  if #m == 0 then
+    if probe then return out, redis.call('HGET', D, probe) end
+    return out, false
+  end
   local ids = {}
   for i = 1, #m, 2 do ids[#ids + 1] = m[i] end
+  if probe then ids[#ids + 1] = probe end
   local recs = {}
   batch('HMGET', D, ids, recs)
+  local probed = false
+  if probe then
+    probed = recs[#ids]
+    ids[#ids] = nil
+  end
   for k = 1, #ids do
     local sid, r = ids[k], recs[k]
     if r and string.byte(r, 1) == 76 then
@@ -100,7 +118,7 @@ local function live()
       gone[#gone + 1] = sid
     end
   end
-  return out
+  return out, probed
 end
 
 -- End one live session: a tombstone takes its place, readable by the holder
@@ -109,6 +127,7 @@ end
 local function finish(sid, r, code, tail, by)
   redis.call('HSET', D, sid, code .. sub(r, 2, 17) .. tail)
   redis.call('ZADD', T, now + tonumber(ARGV[7]), sid)
+  tombAdded = true
   gone[#gone + 1] = sid
   if recording then event(code .. now13 .. sid .. by .. meta(r)) end
 end
@@ -125,8 +144,12 @@ end
 -- sets a TTL on a key that still holds something; an emptied key is gone.
 local function setTTLs(maxLive)
   local maxTomb = 0
-  local t = redis.call('ZRANGE', T, -1, -1, 'WITHSCORES')
-  if #t > 0 then maxTomb = tonumber(t[2]) end
+  if tombAdded then
+    maxTomb = now + tonumber(ARGV[7])
+  else
+    local t = redis.call('ZRANGE', T, -1, -1, 'WITHSCORES')
+    if #t > 0 then maxTomb = tonumber(t[2]) end
+  end
   if maxLive > now then redis.call('PEXPIRE', I, maxLive - now) end
   if maxTomb > now then redis.call('PEXPIRE', T, maxTomb - now) end
   local m = math.max(maxLive, maxTomb)

@@ -6,8 +6,9 @@ local sid, rec, limit = ARGV[8], ARGV[9], tonumber(ARGV[10])
 -- go-redis resends a command whose reply was lost (the server died just
 -- after running it). A retry finds its own session and must not evict
 -- again; its evictions were reported to nobody, but they did happen once.
-if redis.call('HEXISTS', D, sid) == 1 then return {1} end
-local l = live()
+-- The check rides on the HMGET that reads the live records.
+local l, mine = live(sid)
+if mine then return {1} end
 local n = #l
 if limit >= 0 and n >= limit and ARGV[11] == '1' then
   done(maxExpiry(l, 0))
@@ -33,6 +34,7 @@ if limit >= 0 and n >= limit then
     local s, r = l[1][1], l[1][2]
     redis.call('HSET', D, s, 'E' .. sub(r, 2, 17) .. ARGV[12], sid, rec)
     redis.call('ZADD', T, now + tonumber(ARGV[7]), s)
+    tombAdded = true
     gone[#gone + 1] = s
     out[2] = s
     if recording then event('E' .. now13 .. s .. sid .. meta(r)) end
