@@ -17,8 +17,10 @@ import (
 // Engine sends. The engine runs Login as usual; a hook swaps the script's
 // SHA in each EVALSHA for the variant's, so every variant sees exactly the
 // engine's KEYS and ARGV and the same evicting workload (users at cap 3).
-// Variants are whole scripts (prelude included) in bench/luaprobe/*.lua;
-// the server time per call comes from INFO commandstats.
+// Variants are scripts in bench/luaprobe/*.lua; one whose first line is
+// "-- prelude: FILE" runs with that file of the same folder prepended (files
+// starting with "_" are such shared preludes, not variants). The server
+// time per call comes from INFO commandstats.
 func luaProbe(ctx context.Context, ctl *redis.Client, addr string, o options) error {
 	dir := "luaprobe"
 	libDir := filepath.Join("..", "lua")
@@ -48,9 +50,19 @@ func luaProbe(ctx context.Context, ctl *redis.Client, addr string, o options) er
 	}
 	var vs []*variant
 	for _, f := range files {
+		if strings.HasPrefix(filepath.Base(f), "_") {
+			continue
+		}
 		src, err := os.ReadFile(f)
 		if err != nil {
 			return err
+		}
+		if first, _, _ := strings.Cut(string(src), "\n"); strings.HasPrefix(first, "-- prelude: ") {
+			prelude, err := os.ReadFile(filepath.Join(dir, strings.TrimPrefix(first, "-- prelude: ")))
+			if err != nil {
+				return fmt.Errorf("%s: %w", f, err)
+			}
+			src = append(prelude, src...)
 		}
 		sha, err := ctl.ScriptLoad(ctx, string(src)).Result()
 		if err != nil {
