@@ -340,8 +340,8 @@ func (e *Engine) limitFor(ctx context.Context, userID string) (int, error) {
 // sessions above the cap are signed out and listed in the result; under
 // RejectNew a full cap returns a *LimitError.
 func (e *Engine) Login(ctx context.Context, userID string, meta Meta) (res *LoginResult, err error) {
-	ctx, end := e.begin(ctx, OpLogin)
-	defer func() { end(err, evictedCount(res)) }()
+	ctx, call := e.begin(ctx, OpLogin)
+	defer func() { call.end(err, evictedCount(res)) }()
 	if err := checkUserID(userID); err != nil {
 		return nil, err
 	}
@@ -478,8 +478,8 @@ func (e *Engine) ended(op Op, reply []any, sid [sidLen]byte) error {
 // TouchInterval). Errors: ErrInvalidToken (no Redis call made), ErrExpired,
 // ErrEvicted (*EvictedError), ErrRevoked (*RevokedError), ErrUnavailable.
 func (e *Engine) Validate(ctx context.Context, tokenStr string) (s *Session, err error) {
-	ctx, end := e.begin(ctx, OpValidate)
-	defer func() { end(err, 0) }()
+	ctx, call := e.begin(ctx, OpValidate)
+	defer func() { call.end(err, 0) }()
 	t, err := parseToken(tokenStr)
 	if err != nil {
 		return nil, err
@@ -509,8 +509,8 @@ func (e *Engine) Validate(ctx context.Context, tokenStr string) (s *Session, err
 // Validate would. Concurrent Saves of one session are last-writer-wins; use
 // Update to read, change and write without losing a concurrent change.
 func (e *Engine) Save(ctx context.Context, s *Session) (err error) {
-	ctx, end := e.begin(ctx, OpSave)
-	defer func() { end(err, 0) }()
+	ctx, call := e.begin(ctx, OpSave)
+	defer func() { call.end(err, 0) }()
 	return e.save(ctx, s, "")
 }
 
@@ -566,8 +566,8 @@ func (e *Engine) Update(ctx context.Context, token string, fn func(values map[st
 // once, in one round trip. Call it on privilege change or re-authentication,
 // so a token captured before cannot ride the upgrade.
 func (e *Engine) Rotate(ctx context.Context, token string) (rotated string, err error) {
-	ctx, end := e.begin(ctx, OpRotate)
-	defer func() { end(err, 0) }()
+	ctx, call := e.begin(ctx, OpRotate)
+	defer func() { call.end(err, 0) }()
 	t, err := parseToken(token)
 	if err != nil {
 		return "", err
@@ -632,8 +632,8 @@ func (e *Engine) endByToken(ctx context.Context, op Op, token, mode, otherCode s
 // every other session of the same user). A later Validate of the token
 // returns a *RevokedError with ReasonLogout until the tombstone expires.
 func (e *Engine) Logout(ctx context.Context, token string) (err error) {
-	ctx, end := e.begin(ctx, OpLogout)
-	defer func() { end(err, 0) }()
+	ctx, call := e.begin(ctx, OpLogout)
+	defer func() { call.end(err, 0) }()
 	others := ""
 	if e.cfg.LogoutEverywhere {
 		others = string(rune(codeEverywher))
@@ -645,8 +645,8 @@ func (e *Engine) Logout(ctx context.Context, token string) (err error) {
 // LogoutOthers is "sign out all other devices": it ends every session of the
 // token's user except the token's own, and returns their public IDs.
 func (e *Engine) LogoutOthers(ctx context.Context, token string) (ended []string, err error) {
-	ctx, end := e.begin(ctx, OpLogoutOthers)
-	defer func() { end(err, 0) }()
+	ctx, call := e.begin(ctx, OpLogoutOthers)
+	defer func() { call.end(err, 0) }()
 	return e.endByToken(ctx, OpLogoutOthers, token, "o", string(rune(codeOthers)))
 }
 
@@ -674,8 +674,8 @@ func (e *Engine) endUser(ctx context.Context, op Op, userID, mode string, sid [s
 // Revoke ends one session of userID by its public ID, as from a "your
 // devices" page or an admin console. ErrNotFound if it is not live.
 func (e *Engine) Revoke(ctx context.Context, userID, sessionID string) (err error) {
-	ctx, end := e.begin(ctx, OpRevoke)
-	defer func() { end(err, 0) }()
+	ctx, call := e.begin(ctx, OpRevoke)
+	defer func() { call.end(err, 0) }()
 	sid, err := parsePublicID(sessionID)
 	if err != nil {
 		return err
@@ -695,8 +695,8 @@ func (e *Engine) Revoke(ctx context.Context, userID, sessionID string) (err erro
 // script call in that user's slot, run concurrently; the first error is
 // returned after all calls finish, with the count of what did succeed.
 func (e *Engine) LogoutAll(ctx context.Context, userIDs ...string) (ended int, err error) {
-	ctx, end := e.begin(ctx, OpLogoutAll)
-	defer func() { end(err, 0) }()
+	ctx, call := e.begin(ctx, OpLogoutAll)
+	defer func() { call.end(err, 0) }()
 	for _, u := range userIDs {
 		if err := checkUserID(u); err != nil {
 			return 0, err
@@ -730,8 +730,8 @@ func (e *Engine) LogoutAll(ctx context.Context, userIDs ...string) (ended int, e
 // metadata (never their tokens). Listing also drops expired sessions from
 // the user's index, so the index heals without keyspace notifications.
 func (e *Engine) Sessions(ctx context.Context, userID string) (list []Session, err error) {
-	ctx, end := e.begin(ctx, OpSessions)
-	defer func() { end(err, 0) }()
+	ctx, call := e.begin(ctx, OpSessions)
+	defer func() { call.end(err, 0) }()
 	if err := checkUserID(userID); err != nil {
 		return nil, err
 	}

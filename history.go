@@ -59,8 +59,8 @@ func parseEvent(userID, e string) (Event, error) {
 // skipping the newest offset ones (for paging). It is empty when
 // Config.HistoryLimit is 0. One round trip.
 func (e *Engine) History(ctx context.Context, userID string, offset, limit int) (events []Event, err error) {
-	ctx, end := e.begin(ctx, OpHistory)
-	defer func() { end(err, 0) }()
+	ctx, call := e.begin(ctx, OpHistory)
+	defer func() { call.end(err, 0) }()
 	if err := checkUserID(userID); err != nil {
 		return nil, err
 	}

@@ -169,26 +169,41 @@ func (e *Engine) observe(o Observation) {
 // "sessioncap."+string(op); the demo app shows how.
 type Tracer func(ctx context.Context, op Op) (context.Context, func(err error))
 
+// opCall is one operation in flight, as begin started it. It is a value,
+// not a closure, so starting and ending an operation allocates nothing: it
+// runs on every Validate.
+type opCall struct {
+	e       *Engine
+	ctx     context.Context
+	op      Op
+	start   time.Time
+	endSpan func(error)
+}
+
 // begin starts an operation: a span if Config.Tracer is set, and a timer.
-// The returned func reports the outcome to the Observer, the span and, for
-// Redis failures, the logger. It never logs tokens: only ops, outcomes and
-// error text, which holds no token or secret.
-func (e *Engine) begin(ctx context.Context, op Op) (context.Context, func(err error, evicted int)) {
-	start := time.Now()
-	var endSpan func(error)
+// The context it returns is the one to run the operation in, so an
+// instrumented client's spans nest under the operation's.
+func (e *Engine) begin(ctx context.Context, op Op) (context.Context, opCall) {
+	c := opCall{e: e, op: op, start: time.Now()}
 	if e.cfg.Tracer != nil {
-		ctx, endSpan = e.cfg.Tracer(ctx, op)
+		ctx, c.endSpan = e.cfg.Tracer(ctx, op)
 	}
-	return ctx, func(err error, evicted int) {
-		o := Observation{Op: op, Outcome: outcomeOf(err), Evicted: evicted, Duration: time.Since(start)}
-		e.observe(o)
-		if o.Outcome == OutcomeRedisError {
-			e.cfg.Logger.LogAttrs(ctx, slog.LevelError, "sessioncap call failed",
-				slog.String("op", string(op)), slog.String("error", err.Error()))
-		}
-		if endSpan != nil {
-			endSpan(err)
-		}
+	c.ctx = ctx
+	return ctx, c
+}
+
+// end reports the outcome to the Observer, the span and, for Redis
+// failures, the logger. It never logs tokens: only ops, outcomes and error
+// text, which holds no token or secret.
+func (c opCall) end(err error, evicted int) {
+	o := Observation{Op: c.op, Outcome: outcomeOf(err), Evicted: evicted, Duration: time.Since(c.start)}
+	c.e.observe(o)
+	if o.Outcome == OutcomeRedisError {
+		c.e.cfg.Logger.LogAttrs(c.ctx, slog.LevelError, "sessioncap call failed",
+			slog.String("op", string(c.op)), slog.String("error", err.Error()))
+	}
+	if c.endSpan != nil {
+		c.endSpan(err)
 	}
 }
 
