@@ -507,8 +507,9 @@ func (cc *capChecker) assert(t *testing.T) {
 func exactLiveCheck(t *testing.T, c redis.Cmdable, prefix string, users []*wUser, capFor func(string) int) {
 	t.Helper()
 	ctx := context.Background()
-	total := 0
+	created := 0
 	for _, u := range users {
+		created += len(u.all)
 		idx, recs, err := redisLiveCount(ctx, c, prefix, u.id)
 		if err != nil {
 			t.Fatalf("reading %s from Redis: %v", u.id, err)
@@ -519,9 +520,11 @@ func exactLiveCheck(t *testing.T, c redis.Cmdable, prefix string, users []*wUser
 		if cp := capFor(u.id); idx > cp {
 			t.Errorf("%s: %d live sessions in Redis, cap %d", u.id, idx, cp)
 		}
-		total += idx
 	}
-	if total == 0 {
-		t.Errorf("no live session at all in Redis: the workload did nothing")
+	// Zero live sessions at the end is a legitimate state (a one-user
+	// workload often ends on a logout), so "did anything happen" is asked
+	// of the sessions created, not of those still live.
+	if created == 0 {
+		t.Errorf("the workload created no session: the checks above saw nothing")
 	}
 }
