@@ -15,7 +15,7 @@ import (
 // device learns when, why and from which device.
 func Example() {
 	ctx := context.Background()
-	mr, _ := miniredis.Run() // or any Redis 6.2+: single, Sentinel or Cluster
+	mr, _ := miniredis.Run() // or any Redis 7.0+: single, Sentinel or Cluster
 	defer mr.Close()
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 
