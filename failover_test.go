@@ -32,24 +32,8 @@ func TestFailoverCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a cluster master")
 	}
-	c := freshCluster(t, redistest.ClusterOptions{ReplicasPerMaster: 1})
-	client, observer := newClusterClient(c), newClusterClient(c)
-	defer client.Close()
-	defer observer.Close()
-	prefix := newPrefix()
-	e, err := New(client, Config{MaxSessions: foCap, KeyPrefix: prefix, WaitReplicas: 1, WaitTimeout: 250 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := newWorkload(t, e, prefix, foUsers, foWorkers, func(string) int { return foCap })
-	slot := redistest.KeySlot(keysFor(prefix, userDigest(w.users[0].id)).data)
-	victim, err := c.MasterOf(slot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runFailover(t, w, observer, prefix, 20*time.Second,
-		func() { c.Kill(victim) },
-		func() error { _, err := c.WaitPromotion(slot, victim, 30*time.Second); return err })
+	c, e, w, victim := clusterFailover(t, newClusterClient,
+		Config{MaxSessions: foCap, WaitReplicas: 1, WaitTimeout: 250 * time.Millisecond}, 20*time.Second)
 
 	// The old master comes back empty and rejoins as a replica: endings are
 	// replicated again, so a Logout with WaitReplicas=1 returns nil.
@@ -88,24 +72,37 @@ func TestFailoverClusterDefaultClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a cluster master")
 	}
+	defaultClient := func(c *redistest.Cluster) *redis.ClusterClient {
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+	}
+	clusterFailover(t, defaultClient, Config{MaxSessions: foCap}, 15*time.Second)
+}
+
+// clusterFailover starts a fresh 3+3 cluster, runs the failover workload on
+// an engine with cfg over a client from newClient, and kills -9 the master
+// that owns the first user's slot; runFailover checks the outcome. The
+// cluster, engine, workload and dead master are returned for further checks.
+func clusterFailover(t *testing.T, newClient func(*redistest.Cluster) *redis.ClusterClient, cfg Config,
+	limit time.Duration) (*redistest.Cluster, *Engine, *workload, *redistest.Server) {
+	t.Helper()
 	c := freshCluster(t, redistest.ClusterOptions{ReplicasPerMaster: 1})
-	client, observer := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()}), newClusterClient(c)
-	defer client.Close()
-	defer observer.Close()
-	prefix := newPrefix()
-	e, err := New(client, Config{MaxSessions: foCap, KeyPrefix: prefix})
+	client, observer := newClient(c), newClusterClient(c)
+	t.Cleanup(func() { client.Close(); observer.Close() })
+	cfg.KeyPrefix = newPrefix()
+	e, err := New(client, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := newWorkload(t, e, prefix, foUsers, foWorkers, func(string) int { return foCap })
-	slot := redistest.KeySlot(keysFor(prefix, userDigest(w.users[0].id)).data)
+	w := newWorkload(t, e, cfg.KeyPrefix, foUsers, foWorkers, func(string) int { return foCap })
+	slot := redistest.KeySlot(keysFor(cfg.KeyPrefix, userDigest(w.users[0].id)).data)
 	victim, err := c.MasterOf(slot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runFailover(t, w, observer, prefix, 15*time.Second,
+	runFailover(t, w, observer, cfg.KeyPrefix, limit,
 		func() { c.Kill(victim) },
 		func() error { _, err := c.WaitPromotion(slot, victim, 30*time.Second); return err })
+	return c, e, w, victim
 }
 
 func TestFailoverSentinel(t *testing.T) {
