@@ -51,6 +51,9 @@ const (
 // then end only at their absolute timeout or when ended on purpose.
 const NoIdleTimeout time.Duration = -1
 
+// NoTouchCache, as Config.TouchCacheSize, turns the touch cache off.
+const NoTouchCache = -1
+
 // HistoryAll, as Config.HistoryLimit, keeps every history record (until
 // HistoryTTL passes without a new record).
 const HistoryAll = -1
@@ -64,6 +67,7 @@ const (
 	DefaultHistoryTTL      = 90 * 24 * time.Hour
 	DefaultKeyPrefix       = "sc"
 	DefaultUpdateAttempts  = 8
+	DefaultTouchCacheSize  = 1 << 16
 )
 
 // Config configures an Engine. The zero value is usable: New fills every
@@ -103,6 +107,14 @@ type Config struct {
 	// IdleTimeout/30 (one minute for the default), and 1 minute when the idle
 	// timeout is off. Must be below IdleTimeout.
 	TouchInterval time.Duration
+
+	// TouchCacheSize is how many sessions' last-seen times this Engine
+	// remembers, so that Validate can tell, without a script, that a
+	// session's last-seen time is fresh, and read it with a plain HGET (see
+	// touchCache in touch.go). Each entry costs about 50 bytes. Default
+	// DefaultTouchCacheSize (65,536 sessions, about 3 MiB); NoTouchCache
+	// turns it off, so every Validate runs the validate script.
+	TouchCacheSize int
 
 	// TombstoneTTL is how long an ended session stays readable as the reason
 	// it ended (EvictedError, RevokedError) before Validate reports
@@ -202,6 +214,12 @@ func (c Config) withDefaults() (Config, error) {
 		return bad("TouchInterval %v is negative", c.TouchInterval)
 	case c.IdleTimeout != NoIdleTimeout && c.TouchInterval >= c.IdleTimeout:
 		return bad("TouchInterval %v must be below IdleTimeout %v", c.TouchInterval, c.IdleTimeout)
+	}
+	switch {
+	case c.TouchCacheSize == 0:
+		c.TouchCacheSize = DefaultTouchCacheSize
+	case c.TouchCacheSize < 0 && c.TouchCacheSize != NoTouchCache:
+		return bad("TouchCacheSize %d: use 1 or more, or NoTouchCache", c.TouchCacheSize)
 	}
 	if c.TombstoneTTL == 0 {
 		c.TombstoneTTL = DefaultTombstoneTTL

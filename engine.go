@@ -61,6 +61,9 @@ type Engine struct {
 	rdb redis.UniversalClient
 	cfg Config
 
+	// touched lets Validate skip the script when no touch is due.
+	touched *touchCache
+
 	// Arguments 2..7 of every script, formatted once.
 	idleArg, histLimitArg, histTTLArg, pubArg, tombTTLArg, touchArg string
 }
@@ -117,7 +120,7 @@ func New(client redis.UniversalClient, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{rdb: client, cfg: c}
+	e := &Engine{rdb: client, cfg: c, touched: newTouchCache(c.TouchCacheSize)}
 	idle := int64(0)
 	if c.IdleTimeout > 0 {
 		idle = c.IdleTimeout.Milliseconds()
@@ -205,9 +208,9 @@ func scriptReply(op Op, v any, err error) ([]any, error) {
 
 // validateCall is everything one Validate sends, in two allocations: one
 // string holding every key name and per-call value (and the session's
-// public ID, for the result), and the EVALSHA argument list, whose entries
-// share the string headers stored here (see boxed). This is what keeps
-// Validate's allocations close to a plain GET's.
+// public ID, for the result), and the command's argument list, whose
+// entries share the string headers stored here (see boxed). This is what
+// keeps Validate's allocations close to a plain GET's.
 type validateCall struct {
 	argv  [3 + 2 + 5]any
 	keys  userKeys
@@ -227,7 +230,7 @@ type validated struct {
 	call validateCall
 }
 
-// fill builds the call into c.
+// fill builds the call's strings into c.
 func (c *validateCall) fill(e *Engine, t token, now int64) {
 	var b [keysBufLen + tsLen + sidLen + digestLen + 36]byte
 	buf := appendKeys(b[:0], e.cfg.KeyPrefix, t.user)
@@ -243,10 +246,21 @@ func (c *validateCall) fill(e *Engine, t token, now int64) {
 	c.now13, rest = rest[:tsLen], rest[tsLen:]
 	c.sid, rest = rest[:sidLen], rest[sidLen:]
 	c.dig, c.id = rest[:digestLen], rest[digestLen:]
-	// validate.lua takes two keys and five arguments, not the common seven.
+}
+
+// script is the EVALSHA of validate.lua, which takes two keys and five
+// arguments, not the common seven.
+func (c *validateCall) script(e *Engine) []any {
 	c.argv = [...]any{"evalsha", validateSHA, "2",
 		boxed(&c.keys.data), boxed(&c.keys.index),
 		boxed(&c.now13), boxed(&e.idleArg), boxed(&e.touchArg), boxed(&c.sid), boxed(&c.dig)}
+	return c.argv[:]
+}
+
+// read is the plain HGET of the record, for when no touch is due.
+func (c *validateCall) read() []any {
+	c.argv[0], c.argv[1], c.argv[2] = "hget", boxed(&c.keys.data), boxed(&c.sid)
+	return c.argv[:3]
 }
 
 // boxed returns *p as an interface value that shares p's string header,
@@ -403,6 +417,7 @@ func (e *Engine) Login(ctx context.Context, userID string, meta Meta) (res *Logi
 		return nil, unavailable(string(OpLogin), err)
 	}
 	res.Session = sess
+	e.touched.put(&tok.sid, now)
 	e.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "sessioncap login", slog.String("user", userID),
 		slog.String("session", res.SessionID), slog.Any("evicted", res.Evicted), slog.Int("limit", limit))
 	return res, nil
@@ -486,8 +501,12 @@ func (e *Engine) Validate(ctx context.Context, tokenStr string) (s *Session, err
 	}
 	v := new(validated)
 	c := &v.call
-	c.fill(e, t, e.nowMS())
-	raw, err := e.evalArgv(ctx, OpValidate, scriptValidate, c.argv[:])
+	now := e.nowMS()
+	c.fill(e, t, now)
+	if seen, ok := e.touched.get(&t.sid); ok && now-seen < e.cfg.TouchInterval.Milliseconds() {
+		return e.validateRead(ctx, v, t, now)
+	}
+	raw, err := e.evalArgv(ctx, OpValidate, scriptValidate, c.script(e))
 	// A live session comes back as its bare record (see validate.lua), one
 	// string where an array would cost the reader two more allocations.
 	r, live := raw.(string)
@@ -500,6 +519,46 @@ func (e *Engine) Validate(ctx context.Context, tokenStr string) (s *Session, err
 	}
 	if err := e.fillSession(&v.Session, r, t.sid, c.id, c.keys); err != nil {
 		return nil, unavailable(string(OpValidate), err)
+	}
+	e.touched.put(&t.sid, v.Session.LastSeenAt.UnixMilli())
+	return &v.Session, nil
+}
+
+// validateRead is Validate when the touch cache vouches that no touch is
+// due: one HGET, and in Go the checks validate.lua makes in Lua. A touch
+// can only be due later than the cache says (see touchCache), so this path
+// never has to write.
+func (e *Engine) validateRead(ctx context.Context, v *validated, t token, now int64) (*Session, error) {
+	c := &v.call
+	cmd := redis.NewCmd(ctx, c.read()...)
+	cmd.SetFirstKeyPos(1)
+	_ = e.rdb.Process(ctx, cmd)
+	raw, err := cmd.Result()
+	e.afterError(err)
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrExpired
+	}
+	if err != nil {
+		return nil, unavailable(string(OpValidate), err)
+	}
+	r, ok := raw.(string)
+	if !ok {
+		return nil, unavailable(string(OpValidate), fmt.Errorf("HGET replied %T, want a string", raw))
+	}
+	if len(r) < tombMeta {
+		return nil, unavailable(string(OpValidate), errBadRecord)
+	}
+	if r[1:1+digestLen] != c.dig {
+		return nil, ErrExpired // another token's session, or none
+	}
+	if r[0] != kindLive {
+		return nil, e.ended(OpValidate, []any{int64(2), r}, t.sid)
+	}
+	if err := e.fillSession(&v.Session, r, t.sid, c.id, c.keys); err != nil {
+		return nil, unavailable(string(OpValidate), err)
+	}
+	if v.Session.ExpiresAt.UnixMilli() <= now {
+		return nil, ErrExpired
 	}
 	return &v.Session, nil
 }

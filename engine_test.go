@@ -29,6 +29,11 @@ func TestLoginIsOneRoundTripAndValidateOneCommand(t *testing.T) {
 		// in TestScriptCacheFlushCostsOneRetry.
 		warm := mustLogin(t, e, "warm", Meta{})
 		validOK(t, e, warm.Token)
+		// That Validate took the HGET path (the touch cache knew the new
+		// session), so load the script too, on every shard.
+		if err := scriptValidate.Load(ctx, b.client).Err(); err != nil {
+			t.Fatal(err)
+		}
 
 		for i := 0; i < 5; i++ { // 4th and 5th logins evict
 			b.count.reset()
@@ -38,20 +43,27 @@ func TestLoginIsOneRoundTripAndValidateOneCommand(t *testing.T) {
 			}
 		}
 		r := mustLogin(t, e, "alice", Meta{})
+		// The touch cache (touch.go) turns the read-only calls into a plain
+		// HGET; a due refresh runs the script. Either way, one command.
 		for _, step := range []struct {
 			name    string
 			advance time.Duration
+			want    string
 		}{
-			{"read-only", 0},
-			{"read-only again", 30 * time.Second},
-			{"sliding refresh", 2 * time.Minute},
-			{"refresh after touch interval", 5 * time.Minute},
+			{"read-only", 0, "hget"},
+			{"read-only again", 30 * time.Second, "hget"},
+			{"sliding refresh", 2 * time.Minute, "evalsha"},
+			{"read-only after the refresh", 10 * time.Second, "hget"},
+			{"refresh after touch interval", 5 * time.Minute, "evalsha"},
 		} {
 			b.clock.Add(step.advance)
 			b.count.reset()
-			validOK(t, e, r.Token)
-			if got := b.count.cmds.Load(); got != 1 {
-				t.Fatalf("%s: Validate sent %d commands, want 1", step.name, got)
+			s := validOK(t, e, r.Token)
+			if got := b.count.cmds.Load(); got != 1 || !b.count.sent(step.want) {
+				t.Fatalf("%s: Validate sent %d commands, want 1 %s", step.name, got, step.want)
+			}
+			if step.want == "evalsha" && !s.LastSeenAt.Equal(b.clock.Now()) {
+				t.Fatalf("%s: LastSeenAt %v, want %v", step.name, s.LastSeenAt, b.clock.Now())
 			}
 		}
 	})
@@ -247,6 +259,89 @@ func TestTouchIntervalMakesValidateReadOnly(t *testing.T) {
 			t.Fatalf("at the touch interval LastSeenAt = %v, want %v", s.LastSeenAt, b.clock.Now())
 		}
 	})
+}
+
+// TestTouchCacheNeverDecidesValidity drives the HGET path (the touch cache
+// vouches that no refresh is due) into every ending, and checks that an
+// engine without the cache, or a second app instance with a cold one, sees
+// the same sessions.
+func TestTouchCacheNeverDecidesValidity(t *testing.T) {
+	backends(t, func(t *testing.T, b *backend) {
+		e := b.engine(t, Config{IdleTimeout: NoIdleTimeout, AbsoluteTimeout: 10 * time.Minute, TouchInterval: time.Minute})
+		cold := b.engine(t, Config{IdleTimeout: NoIdleTimeout, AbsoluteTimeout: 10 * time.Minute,
+			TouchInterval: time.Minute, TouchCacheSize: NoTouchCache})
+
+		// Absolute expiry inside the touch interval: only Go can see it.
+		r := mustLogin(t, e, "alice", Meta{})
+		b.clock.Add(9*time.Minute + 30*time.Second)
+		validOK(t, e, r.Token) // refresh: the cache now vouches until +10:30
+		b.clock.Add(40 * time.Second)
+		b.count.reset()
+		if _, err := e.Validate(ctx, r.Token); !errors.Is(err, ErrExpired) || !b.count.sent("hget") {
+			t.Fatalf("past the absolute timeout on the HGET path: %v (hget sent: %v)", err, b.count.sent("hget"))
+		}
+
+		// Eviction and revocation, read by the holder on the HGET path.
+		r1 := mustLogin(t, e, "bob", Meta{UserAgent: "first"})
+		validOK(t, e, r1.Token)
+		r2 := mustLogin(t, e, "bob", Meta{UserAgent: "second"})
+		b.count.reset()
+		var ev *EvictedError
+		if _, err := e.Validate(ctx, r1.Token); !errors.As(err, &ev) || ev.By.SessionID != r2.SessionID || !b.count.sent("hget") {
+			t.Fatalf("evicted on the HGET path: %v", err)
+		}
+		if err := e.Revoke(ctx, "bob", r2.SessionID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Validate(ctx, r2.Token); !errors.Is(err, ErrRevoked) {
+			t.Fatalf("revoked on the HGET path: %v", err)
+		}
+
+		// A forged secret for a live session's public ID is no session.
+		r3 := mustLogin(t, e, "carol", Meta{})
+		p, _ := parseToken(r3.Token)
+		p.secret[0] ^= 1
+		if _, err := e.Validate(ctx, p.String()); !errors.Is(err, ErrExpired) {
+			t.Fatalf("forged secret on the HGET path: %v", err)
+		}
+
+		// The engine without a cache always runs the script, and agrees.
+		for range 3 {
+			b.count.reset()
+			s, err := cold.Validate(ctx, r3.Token)
+			if err != nil || s.UserID != "carol" || !b.count.sent("evalsha") || b.count.sent("hget") {
+				t.Fatalf("NoTouchCache: %v, %v (hget sent: %v)", s, err, b.count.sent("hget"))
+			}
+		}
+	})
+}
+
+func TestTouchCacheStaysBounded(t *testing.T) {
+	c := newTouchCache(touchShards * 2)
+	var sid [sidLen]byte
+	for i := range 10000 {
+		sid[0], sid[1], sid[15] = byte(i), byte(i>>8), byte(i)
+		c.put(&sid, int64(i))
+	}
+	n := 0
+	for i := range c.shards {
+		if l := len(c.shards[i].m); l > 2 {
+			t.Fatalf("shard %d holds %d entries, want at most 2", i, l)
+		}
+		n += len(c.shards[i].m)
+	}
+	if n == 0 {
+		t.Fatal("cache kept nothing")
+	}
+	// A later time wins; an earlier one never moves an entry back.
+	c.put(&sid, 1<<40)
+	c.put(&sid, 5)
+	if ms, ok := c.get(&sid); !ok || ms != 1<<40 {
+		t.Fatalf("get = %d, %v; want %d", ms, ok, int64(1<<40))
+	}
+	if _, ok := (*touchCache)(nil).get(&sid); ok {
+		t.Fatal("a nil cache vouched for a session")
+	}
 }
 
 var tokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]{87}$`)

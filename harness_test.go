@@ -123,7 +123,10 @@ func (c *counter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 		return next(ctx, cmds)
 	}
 }
-func (c *counter) reset() { c.cmds.Store(0); c.trips.Store(0) }
+func (c *counter) reset() { c.cmds.Store(0); c.trips.Store(0); c.names.Clear() }
+
+// sent reports whether a command of this name went out since reset.
+func (c *counter) sent(name string) bool { _, ok := c.names.Load(name); return ok }
 
 // backend is one Redis the behaviour suite runs against.
 type backend struct {

@@ -280,6 +280,19 @@ func TestGarbageRepliesAreErrorsNotSessions(t *testing.T) {
 			if s != nil || !errors.Is(err, ErrUnavailable) {
 				t.Fatalf("Validate = %v, %v; want ErrUnavailable", s, err)
 			}
+			// The same reply to the HGET that Validate sends when the touch
+			// cache vouches for the session. Only a nil there is a real
+			// answer ("no such session").
+			p, _ := parseToken(good)
+			e.touched.put(&p.sid, e.nowMS())
+			s, err = e.Validate(ctx, good)
+			if name == "nil" {
+				if !errors.Is(err, ErrExpired) {
+					t.Fatalf("Validate (HGET path) = %v; want ErrExpired", err)
+				}
+			} else if s != nil || !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("Validate (HGET path) = %v, %v; want ErrUnavailable", s, err)
+			}
 			// {1} alone is Login's real "no evictions" reply, and {1, x}
 			// is Sessions' real list shape, so only the rest must fail.
 			if _, err := e.Login(ctx, "alice", Meta{}); !errors.Is(err, ErrUnavailable) && name != "ok without record" {
@@ -330,6 +343,7 @@ func TestScriptCacheFlushCostsOneRetry(t *testing.T) {
 		if err := b.client.ScriptFlush(ctx).Err(); err != nil {
 			t.Fatal(err)
 		}
+		b.clock.Add(e.cfg.TouchInterval) // a refresh is due: the script runs
 		b.count.reset()
 		validOK(t, e, r.Token)
 		if got := b.count.cmds.Load(); got != 2 {
