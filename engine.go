@@ -316,19 +316,26 @@ func checkUserID(userID string) error {
 }
 
 // clip shortens s to at most n bytes without splitting a UTF-8 sequence.
+// Bytes that are not UTF-8 are kept as they are (a User-Agent header may
+// hold anything) and may be cut anywhere; clip never indexes before the
+// start of s, whatever the bytes.
 func clip(s string, n int) string {
+	if n <= 0 {
+		return ""
+	}
 	if len(s) <= n {
 		return s
 	}
-	s = s[:n]
-	for len(s) > 0 && !utf8.ValidString(s[len(s)-utf8.UTFMax:]) {
-		r, size := utf8.DecodeLastRuneInString(s)
-		if r != utf8.RuneError || size != 1 {
-			break
-		}
-		s = s[:len(s)-1]
+	// s[n] is the first byte dropped. If it continues a sequence that
+	// starts at most UTFMax-1 bytes earlier, cut before that start.
+	cut := n
+	for i := 1; i < utf8.UTFMax && cut > 0 && !utf8.RuneStart(s[cut]); i++ {
+		cut--
 	}
-	return s
+	if !utf8.RuneStart(s[cut]) {
+		cut = n // not part of a sequence: invalid bytes, cut at n
+	}
+	return s[:cut]
 }
 
 // limitFor asks the Limiter, if any, for the user's cap.

@@ -1,10 +1,14 @@
 package sessioncap
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 )
 
 // Fuzz targets for the two places where untrusted bytes meet the engine:
@@ -108,5 +112,101 @@ func FuzzUserKeys(f *testing.F) {
 		if seen && prev != id {
 			t.Fatalf("user IDs %q and %q map to the same key %q", prev, id, k.data)
 		}
+	})
+}
+
+// sentinels is every error a public method may return, as errors.Is sees it.
+var sentinels = []error{
+	ErrInvalidToken, ErrInvalidUserID, ErrInvalidSessionID, ErrInvalidInput,
+	ErrExpired, ErrEvicted, ErrRevoked, ErrLimitReached, ErrNotFound,
+	ErrConflict, ErrUnavailable, ErrInvalidConfig,
+}
+
+func isSentinel(err error) bool {
+	for _, s := range sentinels {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// FuzzRequestInputs feeds any bytes, as every string a request can bring to
+// the engine (user ID, IP, User-Agent, a value's key and its value, a token
+// and a session ID), through every public method on miniredis. Each call
+// must return a result or an error that matches an exported sentinel: never
+// a panic, and never an error outside the documented set.
+func FuzzRequestInputs(f *testing.F) {
+	for _, seed := range [][5]string{
+		{"alice", "203.0.113.7", "Firefox", "theme", "dark"},
+		{"\xff", strings.Repeat("\xff", 100), strings.Repeat("\xff", 513), "\xff", "\xff"},
+		{"é", strings.Repeat("\xe2\x82", 40), strings.Repeat("\xe2\x82", 300), "\x00", strings.Repeat("é", 300)},
+		{"{u}", strings.Repeat("é", 33), strings.Repeat("€", 200), "", ""},
+		{strings.Repeat("x", 2000), "::1", "\r\n", strings.Repeat("k", 300), strings.Repeat("v", 70000)},
+	} {
+		f.Add(seed[0], seed[1], seed[2], seed[3], seed[4])
+	}
+	mr := miniredis.NewMiniRedis()
+	if err := mr.Start(); err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(mr.Close)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	f.Cleanup(func() { rdb.Close() })
+	e, err := New(rdb, Config{MaxSessions: 2, HistoryLimit: 4, Events: EventsPubSub})
+	if err != nil {
+		f.Fatal(err)
+	}
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, user, ip, ua, key, val string) {
+		check := func(method string, err error) {
+			if err != nil && !isSentinel(err) {
+				t.Fatalf("%s(user %q, ip %q, ua %q, value %q=%q): %v matches no sentinel", method, user, ip, ua, key, val, err)
+			}
+		}
+		meta := Meta{IP: ip, UserAgent: ua, Values: map[string]string{key: val}}
+		res, err := e.Login(ctx, user, meta)
+		check("Login", err)
+		tokens := []string{user, ip, ua, key, val}
+		sids := []string{user, ua, val}
+		if err == nil {
+			tokens = append(tokens, res.Token)
+			sids = append(sids, res.SessionID)
+		}
+		for _, tok := range tokens {
+			s, err := e.Validate(ctx, tok)
+			check("Validate", err)
+			if err == nil {
+				s.Values[key] = val + val
+				s.Values[val] = key
+				check("Save", e.Save(ctx, s))
+			}
+			_, err = e.Update(ctx, tok, func(v map[string]string) error { v[ua] = ip; return nil })
+			check("Update", err)
+			rotated, err := e.Rotate(ctx, tok)
+			check("Rotate", err)
+			if err == nil {
+				tok = rotated
+			}
+			_, err = e.LogoutOthers(ctx, tok)
+			check("LogoutOthers", err)
+			check("Logout", e.Logout(ctx, tok))
+		}
+		for _, sid := range sids {
+			check("Revoke", e.Revoke(ctx, user, sid))
+		}
+		_, err = e.Sessions(ctx, user)
+		check("Sessions", err)
+		_, err = e.History(ctx, user, 0, 10)
+		check("History", err)
+		_, err = e.LogoutAll(ctx, user, ip)
+		check("LogoutAll", err)
+		sctx, cancel := context.WithCancel(ctx)
+		sub, err := e.Subscribe(sctx, user, ua)
+		check("Subscribe", err)
+		if err == nil {
+			sub.Close()
+		}
+		cancel()
 	})
 }
