@@ -111,15 +111,17 @@ type Config struct {
 	// TouchCacheSize is how many sessions' last-seen times this Engine
 	// remembers, so that Validate can tell, without a script, that a
 	// session's last-seen time is fresh, and read it with a plain HGET (see
-	// touchCache in touch.go). Each entry costs about 50 bytes. Default
-	// DefaultTouchCacheSize (65,536 sessions, about 3 MiB); NoTouchCache
+	// touchCache in touch.go). Each entry costs about 53 bytes of heap.
+	// Default DefaultTouchCacheSize (65,536 sessions, 3.3 MiB); NoTouchCache
 	// turns it off, so every Validate runs the validate script.
 	TouchCacheSize int
 
 	// TombstoneTTL is how long an ended session stays readable as the reason
 	// it ended (EvictedError, RevokedError) before Validate reports
 	// ErrExpired instead. Default 24 hours, so a device that comes back the
-	// next day still learns why it was signed out.
+	// next day still learns why it was signed out. A user keeps the 16
+	// newest tombstones at most (older ones then read as ErrExpired), so
+	// signing in thousands of times a day cannot grow one key without bound.
 	TombstoneTTL time.Duration
 
 	// LogoutEverywhere makes Logout on one device end all of that user's

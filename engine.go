@@ -121,6 +121,12 @@ func New(client redis.UniversalClient, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{rdb: client, cfg: c, touched: newTouchCache(c.TouchCacheSize)}
+	if readsFromReplicas(client) {
+		// HGET is a read-only command, which such a client may send to a
+		// replica, and a replica can lag a logout or an eviction. Scripts
+		// always run on the master, so Validate keeps to the script.
+		e.touched = nil
+	}
 	idle := int64(0)
 	if c.IdleTimeout > 0 {
 		idle = c.IdleTimeout.Milliseconds()
@@ -137,6 +143,18 @@ func New(client redis.UniversalClient, cfg Config) (*Engine, error) {
 	e.tombTTLArg = strconv.FormatInt(c.TombstoneTTL.Milliseconds(), 10)
 	e.touchArg = strconv.FormatInt(c.TouchInterval.Milliseconds(), 10)
 	return e, nil
+}
+
+// readsFromReplicas reports whether client may route read-only commands to
+// replicas (a Cluster client, or a Sentinel one made by
+// NewFailoverClusterClient, with ReadOnly, RouteByLatency or RouteRandomly).
+func readsFromReplicas(client redis.UniversalClient) bool {
+	cc, ok := client.(*redis.ClusterClient)
+	if !ok {
+		return false
+	}
+	o := cc.Options()
+	return o.ReadOnly || o.RouteByLatency || o.RouteRandomly
 }
 
 // Config returns the engine's configuration with defaults filled in.
@@ -212,7 +230,7 @@ func scriptReply(op Op, v any, err error) ([]any, error) {
 // entries share the string headers stored here (see boxed). This is what
 // keeps Validate's allocations close to a plain GET's.
 type validateCall struct {
-	argv  [3 + 2 + 5]any
+	argv  [3 + 1 + 5]any
 	keys  userKeys
 	now13 string
 	sid   string
@@ -248,11 +266,11 @@ func (c *validateCall) fill(e *Engine, t token, now int64) {
 	c.dig, c.id = rest[:digestLen], rest[digestLen:]
 }
 
-// script is the EVALSHA of validate.lua, which takes two keys and five
-// arguments, not the common seven.
+// script is the EVALSHA of validate.lua, which takes one key and five
+// arguments, not the common two and seven.
 func (c *validateCall) script(e *Engine) []any {
-	c.argv = [...]any{"evalsha", validateSHA, "2",
-		boxed(&c.keys.data), boxed(&c.keys.index),
+	c.argv = [...]any{"evalsha", validateSHA, "1",
+		boxed(&c.keys.data),
 		boxed(&c.now13), boxed(&e.idleArg), boxed(&e.touchArg), boxed(&c.sid), boxed(&c.dig)}
 	return c.argv[:]
 }
@@ -396,8 +414,9 @@ func (e *Engine) Login(ctx context.Context, userID string, meta Meta) (res *Logi
 	if e.cfg.Overflow == RejectNew {
 		reject = "1"
 	}
+	exp := e.expiry(now, abs)
 	reply, err := e.run(ctx, OpLogin, scriptLogin, k,
-		e.args(now, k, sid, rec, strconv.Itoa(limit), reject, tail, entry))
+		e.args(now, k, sid, rec, strconv.Itoa(limit), reject, tail, entry, ms13(exp)))
 	if err != nil {
 		return nil, err
 	}
@@ -439,6 +458,15 @@ func (e *Engine) session(rec string, sid [sidLen]byte, k userKeys) (*Session, er
 	return s, nil
 }
 
+// expiry is when a session last seen at last, with absolute expiry abs,
+// stops being valid, in ms: expiry(r) in lib.lua.
+func (e *Engine) expiry(last, abs int64) int64 {
+	if e.cfg.IdleTimeout > 0 {
+		return min(abs, last+e.cfg.IdleTimeout.Milliseconds())
+	}
+	return abs
+}
+
 // fillSession is session into a given Session, with the public ID already
 // formatted, so Validate can allocate the Session with its call.
 func (e *Engine) fillSession(s *Session, rec string, sid [sidLen]byte, id string, k userKeys) error {
@@ -449,10 +477,7 @@ func (e *Engine) fillSession(s *Session, rec string, sid [sidLen]byte, id string
 	if !p.live {
 		return errBadRecord
 	}
-	exp := p.abs
-	if e.cfg.IdleTimeout > 0 {
-		exp = min(exp, p.last+e.cfg.IdleTimeout.Milliseconds())
-	}
+	exp := e.expiry(p.last, p.abs)
 	*s = Session{
 		ID:         id,
 		UserID:     p.userID,
@@ -496,8 +521,10 @@ func (e *Engine) ended(op Op, reply []any, sid [sidLen]byte) error {
 }
 
 // Validate returns the live session a token belongs to, in one round trip
-// (one script call, which also slides the idle timeout at most once per
-// TouchInterval). Errors: ErrInvalidToken (no Redis call made), ErrExpired,
+// and one command: a plain HGET of the record while the engine's touch cache
+// proves that no idle refresh is due, otherwise one script call that also
+// slides the idle timeout (at most once per TouchInterval). Both read the
+// master, never a replica. Errors: ErrInvalidToken (no Redis call made), ErrExpired,
 // ErrEvicted (*EvictedError), ErrRevoked (*RevokedError), ErrUnavailable.
 func (e *Engine) Validate(ctx context.Context, tokenStr string) (s *Session, err error) {
 	ctx, call := e.begin(ctx, OpValidate)

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -503,25 +505,28 @@ func TestIndexHealsAndExpiresWithLastSession(t *testing.T) {
 			b.clock.Add(idle/2 + time.Millisecond)
 		}
 		k := last.Session.keys
-		zc, err := b.client.ZCard(ctx, k.index).Result()
+		ids, _, err := indexIDs(ctx, b.client, k)
 		if err != nil {
 			t.Fatal(err)
 		}
-		hl, err := b.client.HLen(ctx, k.data).Result()
+		recs, err := hashRecords(ctx, b.client, k)
 		if err != nil {
 			t.Fatal(err)
 		}
+		zc, hl := len(ids), len(recs)
 		live := liveCount(t, e, "alice")
 		if live != 1 || zc > 2 || hl > 2 {
 			t.Fatalf("after %d logins and expiries: %d live, index %d, records %d; want 1 live and no leftovers", n, live, zc, hl)
 		}
-		zc, _ = b.client.ZCard(ctx, k.index).Result()
-		hl, _ = b.client.HLen(ctx, k.data).Result()
+		ids, _, _ = indexIDs(ctx, b.client, k)
+		recs, _ = hashRecords(ctx, b.client, k)
+		zc, hl = len(ids), len(recs)
 		if zc != 1 || hl != 1 {
 			t.Fatalf("after listing: index %d, records %d, want 1 and 1", zc, hl)
 		}
-		// The index lives exactly as long as its last session could.
-		pttl, err := b.client.PTTL(ctx, k.index).Result()
+		// The user's key, index included, lives exactly as long as its last
+		// session could (no tombstones here: the sessions idled out).
+		pttl, err := b.client.PTTL(ctx, k.data).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -776,8 +781,8 @@ func TestEveryKeyHasATTL(t *testing.T) {
 		mustLogin(t, e, "alice", Meta{})
 		_ = e.Logout(ctx, r.Token)
 		keys := b.keys(t)
-		if len(keys) < 4 {
-			t.Fatalf("expected data, index, tombstones and history keys, got %q", keys)
+		if len(keys) != 2 {
+			t.Fatalf("expected the data and history keys, got %q", keys)
 		}
 		for _, k := range keys {
 			ttl, err := b.client.PTTL(ctx, k).Result()
@@ -789,4 +794,90 @@ func TestEveryKeyHasATTL(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestTouchMovesTheIndexExpiry: a login tells live from expired by the
+// expiry in the index, not by reading records, so a sliding refresh must
+// move that expiry too, or the next login would drop a session in use.
+func TestTouchMovesTheIndexExpiry(t *testing.T) {
+	backends(t, func(t *testing.T, b *backend) {
+		e := b.engine(t, Config{MaxSessions: 3, IdleTimeout: 10 * time.Minute, TouchInterval: time.Minute})
+		a := mustLogin(t, e, "alice", Meta{})
+		b.clock.Add(8 * time.Minute)
+		validOK(t, e, a.Token) // refresh: idle expiry now 18 minutes in
+		b.clock.Add(5 * time.Minute)
+		mustLogin(t, e, "alice", Meta{})
+		if got := liveCount(t, e, "alice"); got != 2 {
+			t.Fatalf("%d live sessions after the refresh and a login, want 2", got)
+		}
+		validOK(t, e, a.Token) // a refresh again
+		_, exps, err := indexIDs(ctx, b.client, a.Session.keys)
+		if err != nil || len(exps) != 2 {
+			t.Fatalf("index: %v, %v", exps, err)
+		}
+		if want := b.clock.Now().Add(10 * time.Minute).UnixMilli(); exps[0] != want {
+			t.Fatalf("index expiry of the refreshed session %d, want %d", exps[0], want)
+		}
+	})
+}
+
+// TestTombstonesPerUserAreCapped: a user signing in over and over keeps at
+// most maxTombstones tombstones; the newest evictions still explain
+// themselves, older ones read as expired.
+func TestTombstonesPerUserAreCapped(t *testing.T) {
+	if !strings.Contains(luaLib, fmt.Sprintf("local maxTombs = %d\n", maxTombstones)) {
+		t.Fatalf("lua/lib.lua's maxTombs is not maxTombstones (%d)", maxTombstones)
+	}
+	backends(t, func(t *testing.T, b *backend) {
+		e := b.engine(t, Config{})
+		var all []*LoginResult
+		for range 40 {
+			all = append(all, mustLogin(t, e, "alice", Meta{}))
+			b.clock.Add(time.Millisecond)
+		}
+		recs, err := hashRecords(ctx, b.client, all[0].Session.keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) != 1+maxTombstones {
+			t.Fatalf("%d records, want 1 live and %d tombstones", len(recs), maxTombstones)
+		}
+		last := len(all) - 1
+		if _, err := e.Validate(ctx, all[last-1].Token); !errors.Is(err, ErrEvicted) {
+			t.Fatalf("newest eviction: %v, want ErrEvicted", err)
+		}
+		if _, err := e.Validate(ctx, all[last-maxTombstones].Token); !errors.Is(err, ErrEvicted) {
+			t.Fatalf("oldest kept eviction: %v, want ErrEvicted", err)
+		}
+		if _, err := e.Validate(ctx, all[last-maxTombstones-1].Token); !errors.Is(err, ErrExpired) {
+			t.Fatalf("one eviction older: %v, want ErrExpired", err)
+		}
+	})
+}
+
+// TestTouchCacheMemory backs the figure documented on
+// Config.TouchCacheSize (about 53 bytes per entry, 3.3 MiB at the default
+// size) with a generous bound, so a change that bloats entries shows.
+func TestTouchCacheMemory(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	c := newTouchCache(DefaultTouchCacheSize)
+	var sid [sidLen]byte
+	for i := range DefaultTouchCacheSize * 2 {
+		sid[0], sid[1], sid[2], sid[15] = byte(i), byte(i>>8), byte(i>>16), byte(i)
+		c.put(&sid, int64(i))
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	n := 0
+	for i := range c.shards {
+		n += len(c.shards[i].m)
+	}
+	per := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
+	t.Logf("%d entries, %.1f bytes each", n, per)
+	if n != DefaultTouchCacheSize || per > 100 {
+		t.Fatalf("%d entries at %.1f bytes each; want %d at about 53", n, per, DefaultTouchCacheSize)
+	}
+	runtime.KeepAlive(c)
 }

@@ -2,6 +2,7 @@ package sessioncap
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -258,4 +259,47 @@ func liveCount(t testing.TB, e *Engine, user string) int {
 		t.Fatalf("Sessions(%q): %v", user, err)
 	}
 	return len(s)
+}
+
+// indexIDs reads a user's live index (the "i" field, see lib.lua) straight
+// from Redis: the session IDs in sign-in order, and each one's expiry in ms.
+func indexIDs(ctx context.Context, c redis.Cmdable, k userKeys) ([]string, []int64, error) {
+	idx, err := c.HGet(ctx, k.data, "i").Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(idx)%indexEntryLen != 0 {
+		return nil, nil, fmt.Errorf("index of %d bytes is not whole entries", len(idx))
+	}
+	var ids []string
+	var exps []int64
+	for p := 0; p < len(idx); p += indexEntryLen {
+		ms, err := parseMS(idx[p+sidLen : p+indexEntryLen])
+		if err != nil {
+			return nil, nil, err
+		}
+		ids, exps = append(ids, idx[p:p+sidLen]), append(exps, ms)
+	}
+	return ids, exps, nil
+}
+
+// indexEntryLen is W in lib.lua: a session ID and a 13-digit expiry.
+const indexEntryLen = sidLen + tsLen
+
+// hashRecords returns a user's session records (live and tombstones), without
+// the index fields.
+func hashRecords(ctx context.Context, c redis.Cmdable, k userKeys) (map[string]string, error) {
+	all, err := c.HGetAll(ctx, k.data).Result()
+	if err != nil {
+		return nil, err
+	}
+	for f := range all {
+		if len(f) != sidLen {
+			delete(all, f)
+		}
+	}
+	return all, nil
 }

@@ -22,21 +22,31 @@ import (
 //   - the token can name the user's keys (it carries D) without carrying the
 //     user ID.
 //
-//     <prefix>:{D}:d   HASH  session ID (16 raw bytes) -> record (live or ended)
-//     <prefix>:{D}:i   ZSET  live session IDs, scored by sign-in order
-//     <prefix>:{D}:t   ZSET  ended-session tombstones, scored by expiry (ms)
+//     <prefix>:{D}:d   HASH  everything about the user's sessions:
+//     session ID (16 raw bytes) -> record (live or ended)
+//     "i" -> live index: ID + expiry, in sign-in order
+//     "t" -> tombstone index: ID + expiry, oldest first
 //     <prefix>:{D}:h   LIST  history records, newest first
 //     <prefix>:{D}:e         Pub/Sub channel for live events (not a key)
+//
+// One key for all of a user's sessions, rather than a key per session or
+// a sorted set beside the hash: a login reads the whole picture with one
+// HMGET and writes it back with one HSET, a user costs one key's overhead,
+// and the key's TTL (the later of its last live session and its newest
+// tombstone) makes it vanish by itself. The index is rewritten on every
+// change, which is linear in the user's number of live sessions; reading
+// their records, as a sorted-set index would also have needed to tell live
+// from expired, is what it saves.
 const digestLen = 16
 
 // userKeys names every key and channel of one user.
 type userKeys struct {
-	data, index, tombs, hist, channel string
+	data, hist, channel string
 }
 
-// keys returns the whole per-user layout. KEYS order is the same in every
-// script: data, index, tombs, history.
-func (k userKeys) list() []string { return []string{k.data, k.index, k.tombs, k.hist} }
+// list returns the KEYS of every script but validate, always in this
+// order: data, history.
+func (k userKeys) list() []string { return []string{k.data, k.hist} }
 
 // userDigest is the per-user part of every key and of every token.
 func userDigest(userID string) [digestLen]byte {
@@ -56,13 +66,13 @@ func keysFor(prefix string, d [digestLen]byte) userKeys {
 
 // keysBufLen fits every key name of a user for the longest KeyPrefix, so
 // the names are built on the stack.
-const keysBufLen = 5 * (64 + keyTagLen + 1)
+const keysBufLen = 3 * (64 + keyTagLen + 1)
 
 // keyTagLen is the length of ":{D}:" around the user digest: four bytes
 // and the unpadded base64 of digestLen bytes.
 const keyTagLen = 4 + (digestLen*8+5)/6
 
-// appendKeys appends the five names of keysFor back to back, so one string
+// appendKeys appends the three names of keysFor back to back, so one string
 // conversion allocates them all: this is on the path of every Validate.
 func appendKeys(b []byte, prefix string, d [digestLen]byte) []byte {
 	start := len(b)
@@ -71,7 +81,7 @@ func appendKeys(b []byte, prefix string, d [digestLen]byte) []byte {
 	b = base64.RawURLEncoding.AppendEncode(b, d[:])
 	b = append(b, "}:d"...)
 	tag := b[start : len(b)-1]
-	for _, c := range []byte("ithe") {
+	for _, c := range []byte("he") {
 		b = append(b, tag...)
 		b = append(b, c)
 	}
@@ -82,6 +92,6 @@ func appendKeys(b []byte, prefix string, d [digestLen]byte) []byte {
 // the rest of s.
 func keysIn(s, prefix string) (userKeys, string) {
 	n := len(prefix) + keyTagLen + 1
-	k := userKeys{data: s[:n], index: s[n : 2*n], tombs: s[2*n : 3*n], hist: s[3*n : 4*n], channel: s[4*n : 5*n]}
-	return k, s[5*n:]
+	k := userKeys{data: s[:n], hist: s[n : 2*n], channel: s[2*n : 3*n]}
+	return k, s[3*n:]
 }

@@ -13,11 +13,12 @@ import (
 func liveInRedis(t *testing.T, b *backend, e *Engine, user string) (index, records int) {
 	t.Helper()
 	k := keysFor(e.cfg.KeyPrefix, userDigest(user))
-	n, err := b.client.ZCard(ctx, k.index).Result()
+	ids, _, err := indexIDs(ctx, b.client, k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, err := b.client.HGetAll(ctx, k.data).Result()
+	n := len(ids)
+	all, err := hashRecords(ctx, b.client, k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +27,7 @@ func liveInRedis(t *testing.T, b *backend, e *Engine, user string) (index, recor
 			records++
 		}
 	}
-	return int(n), records
+	return n, records
 }
 
 func TestConcurrentLoginsNeverExceedTheCap(t *testing.T) {

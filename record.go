@@ -45,32 +45,35 @@ import (
 //	[30:46]   causing session ID, or zeros
 //	[46:]     meta of the session the entry is about
 const (
-	kindLive      = 'L'
-	offDigest     = 1
-	offCreated    = 17
-	offLast       = 30
-	offAbs        = 43
-	offMetaLen    = 56
-	offMeta       = 60
-	tsLen         = 13
-	headerLen     = offMeta
-	tombAt        = 17
-	tombBy        = 30
-	tombMeta      = 46
-	histAt        = 1
-	histSID       = 14
-	histBy        = 30
-	histMeta      = 46
-	sidLen        = 16
-	secretLen     = 32
-	tokenVersion  = 1
-	tokenRawLen   = 1 + digestLen + sidLen + secretLen
-	maxUserIDLen  = 4096
-	maxIPLen      = 64
-	maxUALen      = 512
-	maxValuesLen  = 64 << 10
-	maxMetaLen    = 9999
-	maxTimestamp  = 9999999999999 // 13 digits: the year 2286
+	kindLive     = 'L'
+	offDigest    = 1
+	offCreated   = 17
+	offLast      = 30
+	offAbs       = 43
+	offMetaLen   = 56
+	offMeta      = 60
+	tsLen        = 13
+	headerLen    = offMeta
+	tombAt       = 17
+	tombBy       = 30
+	tombMeta     = 46
+	histAt       = 1
+	histSID      = 14
+	histBy       = 30
+	histMeta     = 46
+	sidLen       = 16
+	secretLen    = 32
+	tokenVersion = 1
+	tokenRawLen  = 1 + digestLen + sidLen + secretLen
+	maxUserIDLen = 4096
+	maxIPLen     = 64
+	maxUALen     = 512
+	maxValuesLen = 64 << 10
+	maxMetaLen   = 9999
+	maxTimestamp = 9999999999999 // 13 digits: the year 2286
+	// maxTombstones is how many tombstones one user keeps at most
+	// (maxTombs in lua/lib.lua, which must agree).
+	maxTombstones = 16
 	codeLogin     = 'I'
 	codeEvicted   = 'E'
 	codeLogout    = 'O'
@@ -220,7 +223,7 @@ func readString(b string) (s, rest string, err error) {
 func encodeMeta(ip, ua, userID string) string {
 	b := make([]byte, 0, 3+len(ip)+len(ua)+len(userID))
 	b = appendString(b, ip)
-	b = appendString(b, ua)
+	b = appendString(b, packUA(ua))
 	b = appendString(b, userID)
 	return string(b)
 }
@@ -232,6 +235,7 @@ func decodeMeta(m string) (ip, ua, userID string, err error) {
 	if ua, m, err = readString(m); err != nil {
 		return
 	}
+	ua = unpackUA(ua)
 	if userID, m, err = readString(m); err != nil {
 		return
 	}

@@ -2,6 +2,7 @@ package sessioncap
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -168,4 +169,43 @@ func TestTopologiesAreWhatTheySayTheyAre(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestReplicaReadingClientsKeepValidateOnTheMaster: a Cluster client that
+// may send read-only commands to replicas would send Validate's HGET to
+// one, and a replica can lag a logout. The engine then keeps Validate to
+// the script, which always runs on the master.
+func TestReplicaReadingClientsKeepValidateOnTheMaster(t *testing.T) {
+	c := sharedCluster(t)
+	for name, o := range map[string]redis.ClusterOptions{
+		"ReadOnly":       {ReadOnly: true},
+		"RouteByLatency": {RouteByLatency: true},
+		"RouteRandomly":  {RouteRandomly: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o.Addrs = c.Addrs()
+			client := redis.NewClusterClient(&o)
+			defer client.Close()
+			count := &counter{}
+			client.AddHook(count)
+			e, err := New(client, Config{KeyPrefix: newPrefix()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := mustLogin(t, e, "alice", Meta{})
+			for range 3 {
+				count.reset()
+				validOK(t, e, r.Token)
+				if count.sent("hget") || !count.sent("evalsha") {
+					t.Fatalf("Validate on a %s client sent hget: %v", name, count.sent("hget"))
+				}
+			}
+			if err := e.Logout(ctx, r.Token); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.Validate(ctx, r.Token); !errors.Is(err, ErrRevoked) && !errors.Is(err, ErrExpired) {
+				t.Fatalf("after Logout: %v", err)
+			}
+		})
+	}
 }

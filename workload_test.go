@@ -435,11 +435,12 @@ func (w *workload) report(t *testing.T, what string) {
 // the data hash. Both must respect the cap.
 func redisLiveCount(ctx context.Context, c redis.Cmdable, prefix, user string) (index, records int, err error) {
 	k := keysFor(prefix, userDigest(user))
-	n, err := c.ZCard(ctx, k.index).Result()
+	ids, _, err := indexIDs(ctx, c, k)
 	if err != nil {
 		return 0, 0, err
 	}
-	vals, err := c.HVals(ctx, k.data).Result()
+	n := len(ids)
+	vals, err := hashRecords(ctx, c, k)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -9,11 +9,11 @@
 -- Reply: {1, ended IDs...}, {0} (no such live session or not this token),
 -- or {2, tombstone} (this token's session had already ended otherwise).
 local mode, sid = ARGV[8], ARGV[9]
+local probe
+if mode ~= 'a' then probe = sid end
+local l, mine = live(probe)
 local ended = {1}
-local keep = {}
-local mine
 if mode ~= 'a' then
-  mine = redis.call('HGET', D, sid)
   if mine and string.byte(mine, 1) ~= 76 then
     -- Already ended. A retried Logout or Revoke finds the tombstone it
     -- wrote itself, and succeeds again without doing anything.
@@ -30,42 +30,56 @@ if mode ~= 'a' then
     if string.byte(mine, 1) ~= 76 then return {2, mine} end
   end
 end
-local l = live()
+-- Sort the live sessions into those that end (with their code) and those
+-- that stay.
+local keep, victims, codes = {}, {}, {}
+local function stop(e, code)
+  victims[#victims + 1] = e
+  codes[#codes + 1] = code
+end
 if mode == 's' or mode == 'o' then
   local found = false
   for i = 1, #l do
     if l[i][1] == sid then found = true end
   end
   if not found then -- it had just expired
-    done(maxExpiry(l, 0))
+    done(l, false)
     return {0}
   end
-  local tail = now13 .. sid .. meta(mine)
   for i = 1, #l do
     local s = l[i][1]
     if s == sid then
-      if mode == 's' then
-        finish(s, mine, 'O', tail, sid)
-        ended[#ended + 1] = s
-      else
-        keep[#keep + 1] = l[i]
-      end
+      if mode == 's' then stop(l[i], 'O') else keep[#keep + 1] = l[i] end
     elseif mode == 'o' or ARGV[11] ~= '' then
-      finish(s, l[i][2], ARGV[11], tail, sid)
-      ended[#ended + 1] = s
+      stop(l[i], ARGV[11])
     else
       keep[#keep + 1] = l[i]
     end
   end
 else
   for i = 1, #l do
-    if mode == 'a' or l[i][1] == sid then
-      finish(l[i][1], l[i][2], ARGV[13], ARGV[12], zeros)
-      ended[#ended + 1] = l[i][1]
-    else
-      keep[#keep + 1] = l[i]
-    end
+    if mode == 'a' or l[i][1] == sid then stop(l[i], ARGV[13]) else keep[#keep + 1] = l[i] end
   end
 end
-done(maxExpiry(keep, 0))
+-- Read the records of the others; this session's came with the index.
+local others = {}
+for k = 1, #victims do
+  if victims[k][1] ~= sid then others[#others + 1] = victims[k] end
+end
+local recs = records(others)
+local j = 0
+local tail, by = ARGV[12], zeros
+if mode == 's' or mode == 'o' then tail, by = now13 .. sid .. meta(mine), sid end
+for k = 1, #victims do
+  local s, r = victims[k][1], mine
+  if s ~= sid then
+    j = j + 1
+    r = recs[j]
+  end
+  if r and string.byte(r, 1) == 76 then
+    finish(s, r, codes[k], tail, by)
+    ended[#ended + 1] = s
+  end
+end
+done(keep, false)
 return ended

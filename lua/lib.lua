@@ -1,14 +1,19 @@
--- Prelude shared by every sessioncap script (prepended at compile time).
--- KEYS: 1 data HASH, 2 live index ZSET, 3 tombstone ZSET, 4 history LIST;
--- all four share the user's hash tag.
--- ARGV 1..7 are common: now (13-digit ms), idle timeout ms (0 = off),
--- history limit (0 none, -1 all), history TTL ms, publish command ('' off),
--- channel, tombstone TTL ms. Script-specific arguments start at ARGV[8].
+-- Prelude shared by every sessioncap script but validate (prepended at
+-- compile time). KEYS: 1 data HASH, 2 history LIST; both share the user's
+-- hash tag. ARGV 1..7 are common: now (13-digit ms), idle timeout ms (0 =
+-- off), history limit (0 none, -1 all), history TTL ms, publish command (''
+-- off), channel, tombstone TTL ms. Script-specific arguments start at ARGV[8].
 --
--- The prelude runs on every call, so it does as little as it can: each
--- redis.call costs about a microsecond and each Lua string built or number
--- parsed a tenth of one (bench/NOTES.md has the measurements).
-local D, I, T, H = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- One key holds all of a user's sessions (see keys.go): the records, and two
+-- index fields, 'i' (live sessions in sign-in order) and 't' (tombstones in
+-- the order they were written). An index entry is a session ID (16 bytes)
+-- and an expiry (13-digit ms), so a login learns which sessions are live,
+-- and which to evict, from one field, without reading their records, and
+-- writes everything back with one HSET. Each redis.call costs a
+-- microsecond or more and each Lua string built or number parsed a tenth of
+-- one (bench/NOTES.md has the measurements), so the prelude does as little
+-- as it can.
+local D, H = KEYS[1], KEYS[2]
 local now13 = ARGV[1]
 local now = tonumber(now13)
 local idle = tonumber(ARGV[2])
@@ -19,6 +24,11 @@ local recording = histLimit ~= 0 or pubCmd ~= ''
 local zeros = '\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0'
 local hist = {}
 local sub = string.sub
+local W = 29 -- index entry width
+-- Tombstones kept per user at most: the oldest go first (they then read as
+-- expired), so a user signing in thousands of times a day cannot grow one
+-- key without bound. A single bulk ending keeps all of its own.
+local maxTombs = 16
 
 -- Record layout: see record.go. Offsets below are 1-based.
 local function meta(r)
@@ -62,121 +72,124 @@ local function batch(cmd, key, list, out)
   end
 end
 
--- Removals wait in these lists until commit(). On a slot that is MIGRATING
+-- What the call changes, applied by done(). On a slot that is MIGRATING
 -- (resharding), Redis refuses any access to a key of that slot that does
--- not exist, and aborts the script at that command, half done. A key a
--- script empties (the last ZREM, the last HDEL) stops existing, so every
--- script writes first, removes last, and never touches a key again after a
--- removal may have emptied it. Redis deletes an emptied key by itself, so
--- there is never a DEL either.
-local gone, dead = {}, {} -- index members to ZREM, data fields to HDEL
--- Set when this call wrote a tombstone: with one clock and one tombstone
--- TTL, the newest tombstone then expires at now + TTL, so setTTLs need not
--- read it back. (After a clock step back or a shorter TTL, older tombstones
--- could outlive that; they would then vanish early, which only turns their
--- eviction message into "expired".)
-local tombAdded = false
+-- not exist, and aborts the script at that command, half done. A hash the
+-- last HDEL empties stops existing, so every script writes first, removes
+-- last, and never touches the key again after a removal may have emptied
+-- it. Redis deletes an emptied key by itself, so there is never a DEL.
+local writes = {} -- HSET field, value, field, value...
+local dead = {}   -- fields to HDEL
+local tix = ''    -- the tombstone index as read
+local tombs = {}  -- tombstone entries this call adds
+local tombEntry   -- the expiry part of those, built once
+local liveRead = 0
 
--- Live sessions, oldest first, as {sid, record, score, expiry}. Read-only:
--- members whose session expired or vanished are queued for removal (the
--- index heals at commit()), and an expiry is recorded with the time the
--- session really expired. One HMGET reads every record.
---
--- probe, if given, is one more field of D to read in the same HMGET; its
--- value is the second result (false when absent, or when D is empty).
+-- Live sessions, oldest first, as {sid, expiry, entry}. Read-only: sessions
+-- whose time is up are queued for removal (the index heals at done()), and
+-- their expiry is recorded with the time it really happened. One HMGET
+-- reads both index fields and, if given, one more field, probe, whose value
+-- is the second result (false when absent).
 local function live(probe)
-  local m = redis.call('ZRANGE', I, 0, -1, 'WITHSCORES')
-  local out = {}
-  if #m == 0 then
-    if probe then return out, redis.call('HGET', D, probe) end
-    return out, false
-  end
-  local ids = {}
-  for i = 1, #m, 2 do ids[#ids + 1] = m[i] end
-  if probe then ids[#ids + 1] = probe end
-  local recs = {}
-  batch('HMGET', D, ids, recs)
-  local probed = false
+  local r
   if probe then
-    probed = recs[#ids]
-    ids[#ids] = nil
+    r = redis.call('HMGET', D, 'i', 't', probe)
+  else
+    r = redis.call('HMGET', D, 'i', 't')
   end
-  for k = 1, #ids do
-    local sid, r = ids[k], recs[k]
-    if r and string.byte(r, 1) == 76 then
-      local e = expiry(r)
-      if e <= now then
-        dead[#dead + 1] = sid
-        gone[#gone + 1] = sid
-        if recording then
-          event('X' .. string.format('%013d', e) .. sid .. zeros .. meta(r))
-        end
-      else
-        out[#out + 1] = {sid, r, tonumber(m[2 * k]), e}
-      end
+  local idx = r[1] or ''
+  tix = r[2] or ''
+  local out, gone = {}, {}
+  for p = 1, #idx - W + 1, W do
+    local e = tonumber(sub(idx, p + 16, p + W - 1))
+    local sid = sub(idx, p, p + 15)
+    liveRead = liveRead + 1
+    if e and e > now then
+      out[#out + 1] = {sid, e, sub(idx, p, p + W - 1)}
     else
+      dead[#dead + 1] = sid
       gone[#gone + 1] = sid
     end
   end
-  return out, probed
+  if recording and #gone > 0 then
+    local recs = {}
+    batch('HMGET', D, gone, recs)
+    for k = 1, #gone do
+      local x = recs[k]
+      if x and string.byte(x, 1) == 76 then
+        event('X' .. string.format('%013d', expiry(x)) .. gone[k] .. zeros .. meta(x))
+      end
+    end
+  end
+  return out, probe and r[3]
+end
+
+-- The records of the given sessions ({sid, ...} entries), in one HMGET.
+local function records(l)
+  local ids, out = {}, {}
+  for k = 1, #l do ids[k] = l[k][1] end
+  if #ids > 0 then batch('HMGET', D, ids, out) end
+  return out
 end
 
 -- End one live session: a tombstone takes its place, readable by the holder
--- of its token only, until the tombstone TTL passes. Its index entry goes
--- at commit().
+-- of its token only, until the tombstone TTL passes. The caller leaves it
+-- out of the live list it hands to done().
 local function finish(sid, r, code, tail, by)
-  redis.call('HSET', D, sid, code .. sub(r, 2, 17) .. tail)
-  redis.call('ZADD', T, now + tonumber(ARGV[7]), sid)
-  tombAdded = true
-  gone[#gone + 1] = sid
+  writes[#writes + 1] = sid
+  writes[#writes + 1] = code .. sub(r, 2, 17) .. tail
+  if not tombEntry then tombEntry = string.format('%013d', now + tonumber(ARGV[7])) end
+  tombs[#tombs + 1] = sid .. tombEntry
   if recording then event(code .. now13 .. sid .. by .. meta(r)) end
 end
 
--- Apply the queued removals: after every write, see above.
-local function commit()
-  if #gone > 0 then batch('ZREM', I, gone) end
-  if #dead > 0 then batch('HDEL', D, dead) end
-end
-
--- Every key lives exactly as long as what it holds: the index until its
--- last live session would expire, tombstones until the last one's time, the
--- data hash until the later of the two. Called after commit(), and only
--- sets a TTL on a key that still holds something; an emptied key is gone.
-local function setTTLs(maxLive)
+-- The end of every script that changed sessions: write the new index
+-- fields and records, give the key the life of what it holds (the later of
+-- its last live session and its newest tombstone), then remove. keep is the
+-- live list that remains, in sign-in order; changed says it differs from
+-- what live() read even if no entry was dropped (a login added one).
+local function done(keep, changed)
+  local maxLive = 0
+  for k = 1, #keep do
+    if keep[k][2] > maxLive then maxLive = keep[k][2] end
+  end
+  if changed or #keep ~= liveRead then
+    if #keep > 0 then
+      local parts = {}
+      for k = 1, #keep do parts[k] = keep[k][3] end
+      writes[#writes + 1] = 'i'
+      writes[#writes + 1] = table.concat(parts)
+    elseif liveRead > 0 then
+      dead[#dead + 1] = 'i'
+    end
+  end
+  -- Tombstones were appended in time order: drop from the front those
+  -- whose time is up, and the oldest beyond maxTombs.
+  local p, n, total = 1, #tix, #tix / W + #tombs
+  while p <= n do
+    local e = tonumber(sub(tix, p + 16, p + W - 1))
+    if e and e > now and total <= maxTombs then break end
+    dead[#dead + 1] = sub(tix, p, p + 15)
+    p, total = p + W, total - 1
+  end
   local maxTomb = 0
-  if tombAdded then
-    maxTomb = now + tonumber(ARGV[7])
-  else
-    local t = redis.call('ZRANGE', T, -1, -1, 'WITHSCORES')
-    if #t > 0 then maxTomb = tonumber(t[2]) end
+  if #tombs > 0 or p > 1 then
+    local t = sub(tix, p) .. table.concat(tombs)
+    if #t > 0 then
+      writes[#writes + 1] = 't'
+      writes[#writes + 1] = t
+    elseif n > 0 then
+      dead[#dead + 1] = 't'
+    end
+    if #t >= W then maxTomb = tonumber(sub(t, -13)) or 0 end
+  elseif n >= W then
+    maxTomb = tonumber(sub(tix, -13)) or 0
   end
-  if maxLive > now then redis.call('PEXPIRE', I, maxLive - now) end
-  if maxTomb > now then redis.call('PEXPIRE', T, maxTomb - now) end
+  if #writes > 0 then batch('HSET', D, writes) end
   local m = math.max(maxLive, maxTomb)
-  if m > now then redis.call('PEXPIRE', D, m - now) end
-end
-
--- Drop tombstones whose time is up: the last step that touches D and T,
--- since it may empty both.
-local function pruneTombs()
-  local old = redis.call('ZRANGEBYSCORE', T, '-inf', now)
-  if #old == 0 then return end
-  batch('HDEL', D, old)
-  redis.call('ZREMRANGEBYSCORE', T, '-inf', now)
-end
-
--- The end of every script that changed sessions.
-local function done(maxLive)
-  commit()
-  setTTLs(maxLive)
-  pruneTombs()
+  -- Whatever is written lives at least a moment, never forever.
+  if #writes > 0 and m <= now then m = now + 1 end
+  if m > now and (#writes > 0 or #dead > 0) then redis.call('PEXPIRE', D, m - now) end
+  if #dead > 0 then batch('HDEL', D, dead) end
   flush()
-end
-
-local function maxExpiry(l, from)
-  local m = from
-  for i = 1, #l do
-    if l[i][4] > m then m = l[i][4] end
-  end
-  return m
 end

@@ -1,9 +1,17 @@
 -- List live sessions, newest first, healing the index on the way.
 local l = live()
-done(maxExpiry(l, 0))
+local recs = records(l)
+local keep = {}
 local out = {1}
 for i = #l, 1, -1 do
-  out[#out + 1] = l[i][1]
-  out[#out + 1] = l[i][2]
+  if recs[i] and string.byte(recs[i], 1) == 76 then
+    out[#out + 1] = l[i][1]
+    out[#out + 1] = recs[i]
+  end
 end
+-- An index entry without its live record is dropped too.
+for i = 1, #l do
+  if recs[i] and string.byte(recs[i], 1) == 76 then keep[#keep + 1] = l[i] end
+end
+done(keep, false)
 return out

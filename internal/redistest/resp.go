@@ -24,26 +24,14 @@ func (e ReplyError) Error() string { return string(e) }
 // who is primary) never depends on the code under test. Each call is bounded
 // by timeout.
 func Call(addr string, timeout time.Duration, args ...string) (any, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+	out, err := CallMany(addr, timeout, args)
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(timeout))
-	if _, err := c.Write(encode(args)); err != nil {
-		return nil, err
-	}
-	v, err := readReply(bufio.NewReader(c))
-	if err != nil {
-		return nil, err
-	}
-	if re, ok := v.(ReplyError); ok {
+	if re, ok := out[0].(ReplyError); ok {
 		return nil, re
 	}
-	return v, nil
+	return out[0], nil
 }
 
 // CallMany sends several commands over one connection, in order, and
