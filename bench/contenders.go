@@ -90,6 +90,32 @@ func scMeta(i int) sessioncap.Meta {
 	return sessioncap.Meta{IP: ipFor(i), UserAgent: userAgent, Values: map[string]string{"app": appValue}}
 }
 
+// sessioncapValidate signs one session in per user, then validates them
+// round-robin with an engine configured as cfg (cap 1).
+func sessioncapValidate(cfg sessioncap.Config) func(ctx context.Context, env *env, users int) (func(ctx context.Context, i int) error, error) {
+	return func(ctx context.Context, env *env, users int) (func(ctx context.Context, i int) error, error) {
+		cfg.MaxSessions, cfg.KeyPrefix = 1, env.prefix("scv")
+		e, err := sessioncap.New(env.clients["sessioncap"], cfg)
+		if err != nil {
+			return nil, err
+		}
+		tokens := make([]string, users)
+		if err := parallel(ctx, users, func(ctx context.Context, i int) error {
+			res, err := e.Login(ctx, userName(i), scMeta(i))
+			if err == nil {
+				tokens[i] = res.Token
+			}
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, i int) error {
+			_, err := e.Validate(ctx, tokens[i%users])
+			return err
+		}, nil
+	}
+}
+
 // sessioncapLogin signs users in round-robin after bringing each to its cap,
 // so every timed login evicts exactly one session.
 func sessioncapLogin(limit int) func(ctx context.Context, env *env, users int) (func(ctx context.Context, i int) error, error) {
@@ -145,26 +171,11 @@ var workloads = []workload{
 			return err
 		}, nil
 	}},
-	{name: "sessioncap Validate", group: "sessioncap", kind: "validate", prepare: func(ctx context.Context, env *env, users int) (func(ctx context.Context, i int) error, error) {
-		e, err := sessioncapEngine(env.clients["sessioncap"], env.prefix("scv"), 1)
-		if err != nil {
-			return nil, err
-		}
-		tokens := make([]string, users)
-		if err := parallel(ctx, users, func(ctx context.Context, i int) error {
-			res, err := e.Login(ctx, userName(i), scMeta(i))
-			if err == nil {
-				tokens[i] = res.Token
-			}
-			return err
-		}); err != nil {
-			return nil, err
-		}
-		return func(ctx context.Context, i int) error {
-			_, err := e.Validate(ctx, tokens[i%users])
-			return err
-		}, nil
-	}},
+	{name: "sessioncap Validate", group: "sessioncap", kind: "validate", prepare: sessioncapValidate(sessioncap.Config{})},
+	// The same with the touch cache off: every call runs the validate
+	// script, which is what an engine that has not yet seen a session, or a
+	// call with a refresh due, pays.
+	{name: "sessioncap Validate, script", group: "sessioncap", kind: "validate", prepare: sessioncapValidate(sessioncap.Config{TouchCacheSize: sessioncap.NoTouchCache})},
 	{name: "scs Load", group: "scs", kind: "validate", prepare: func(ctx context.Context, env *env, users int) (func(ctx context.Context, i int) error, error) {
 		sm := scsManager(env.clients["scs"], env.prefix("scs"))
 		tokens := make([]string, users)

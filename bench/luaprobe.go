@@ -19,7 +19,9 @@ import (
 // engine's KEYS and ARGV and the same evicting workload (users at cap 3).
 // Variants are scripts in bench/luaprobe/*.lua; one whose first line is
 // "-- prelude: FILE" runs with that file of the same folder prepended (files
-// starting with "_" are such shared preludes, not variants). The server
+// starting with "_" are such shared preludes, not variants; "lib.lua" is
+// the engine's own, lua/lib.lua, and "lib.lua locals" its part before the
+// first function). The server
 // time per call comes from INFO commandstats.
 func luaProbe(ctx context.Context, ctl *redis.Client, addr string, o options) error {
 	dir := "luaprobe"
@@ -58,9 +60,24 @@ func luaProbe(ctx context.Context, ctl *redis.Client, addr string, o options) er
 			return err
 		}
 		if first, _, _ := strings.Cut(string(src), "\n"); strings.HasPrefix(first, "-- prelude: ") {
-			prelude, err := os.ReadFile(filepath.Join(dir, strings.TrimPrefix(first, "-- prelude: ")))
+			// "lib.lua" is the engine's own prelude; "lib.lua locals" is
+			// its part before the first function, cut here rather than
+			// copied, so the variant follows the engine.
+			name, locals := strings.CutSuffix(strings.TrimPrefix(first, "-- prelude: "), " locals")
+			from := dir
+			if name == "lib.lua" {
+				from = libDir
+			}
+			prelude, err := os.ReadFile(filepath.Join(from, name))
 			if err != nil {
 				return fmt.Errorf("%s: %w", f, err)
+			}
+			if locals {
+				i := strings.Index(string(prelude), "\nlocal function ")
+				if i < 0 {
+					return fmt.Errorf("%s: no function in %s", f, name)
+				}
+				prelude = prelude[:i+1]
 			}
 			src = append(prelude, src...)
 		}

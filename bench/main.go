@@ -237,11 +237,22 @@ func recordLen(ctx context.Context, c *redis.Client) (int, error) {
 	if err != nil || len(keys) != 1 {
 		return 0, fmt.Errorf("record probe: %v %v", keys, err)
 	}
-	vals, err := c.HVals(ctx, keys[0]).Result()
-	if err != nil || len(vals) != 1 {
+	// The record is the hash's one field with a 16-byte session ID for a
+	// name; the others are the index fields.
+	all, err := c.HGetAll(ctx, keys[0]).Result()
+	if err != nil {
 		return 0, fmt.Errorf("record probe: %v", err)
 	}
-	return len(vals[0]), c.FlushAll(ctx).Err()
+	n := 0
+	for f, v := range all {
+		if len(f) == 16 {
+			n = len(v)
+		}
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("record probe: no record in %q", keys[0])
+	}
+	return n, c.FlushAll(ctx).Err()
 }
 
 // cell is one measured (row, concurrency, run).

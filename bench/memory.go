@@ -42,26 +42,25 @@ func memoryPhase(ctx context.Context, ctl *redis.Client, env *env, n int) ([]mem
 			return c.Set(ctx, fmt.Sprintf("raw:%d", i), rec, 24*time.Hour).Err()
 		})
 	}
-	sc := func(ctx context.Context, users, perUser int) error {
-		e, err := sessioncapEngine(env.clients["sessioncap"], "sc", perUser)
-		if err != nil {
-			return err
+	// scCap signs perUser sessions in per user under a cap of limit, or of
+	// perUser when limit is 0.
+	scCap := func(limit int) func(ctx context.Context, users, perUser int) error {
+		return func(ctx context.Context, users, perUser int) error {
+			n := limit
+			if n == 0 {
+				n = perUser
+			}
+			e, err := sessioncapEngine(env.clients["sessioncap"], "sc", n)
+			if err != nil {
+				return err
+			}
+			return parallel(ctx, users*perUser, func(ctx context.Context, i int) error {
+				_, err := e.Login(ctx, userName(i%users), scMeta(i))
+				return err
+			})
 		}
-		return parallel(ctx, users*perUser, func(ctx context.Context, i int) error {
-			_, err := e.Login(ctx, userName(i%users), scMeta(i))
-			return err
-		})
 	}
-	sc3 := func(ctx context.Context, users, perUser int) error {
-		e, err := sessioncapEngine(env.clients["sessioncap"], "sc", 3)
-		if err != nil {
-			return err
-		}
-		return parallel(ctx, users*perUser, func(ctx context.Context, i int) error {
-			_, err := e.Login(ctx, userName(i%users), scMeta(i))
-			return err
-		})
-	}
+	sc, sc3 := scCap(0), scCap(3)
 	scsFill := func(ctx context.Context, users, _ int) error {
 		sm := scsManager(env.clients["scs"], "scs")
 		return parallel(ctx, users, func(ctx context.Context, i int) error {

@@ -1,2 +1,2 @@
--- prelude: _prelude-v10.lua
+-- prelude: lib.lua
 return {1, '0123456789abcdef'}

@@ -1,2 +1,0 @@
--- prelude: _prelude-v10.lua
-local m = redis.call('ZRANGE', I, 0, -1) local r = redis.call('HMGET', D, m[1], m[2], m[3]) return {1, m[1]}
