@@ -68,6 +68,7 @@ const (
 	DefaultKeyPrefix       = "sc"
 	DefaultUpdateAttempts  = 8
 	DefaultTouchCacheSize  = 1 << 16
+	DefaultClockSync       = 10 * time.Second
 )
 
 // Config configures an Engine. The zero value is usable: New fills every
@@ -171,10 +172,18 @@ type Config struct {
 	// WaitTimeout bounds that wait. Default 1 second when WaitReplicas > 0.
 	WaitTimeout time.Duration
 
-	// Now is the clock. Default time.Now. Tests inject a fixed clock; the
-	// time is passed to the scripts in milliseconds, so Redis's own clock
-	// only matters for key expiry.
+	// Now is the clock, for tests that drive time exactly: when set, the
+	// engine uses it as it is. Default nil: the engine anchors its time on
+	// Redis's clock (TIME), so app instances whose wall clocks disagree,
+	// or get stepped, still agree on every timeout, to within one second
+	// (see clock.go and docs/instances.md).
 	Now func() time.Time
+
+	// ClockSync is how often an engine without Now renews its anchor on
+	// Redis's clock: one TIME call, in the background, at most once per
+	// ClockSync while the engine is in use. Default 10 seconds, in which a
+	// local oscillator drifts well under a millisecond.
+	ClockSync time.Duration
 }
 
 // withDefaults returns c with every zero field filled in, or an error that
@@ -264,6 +273,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.ClockSync == 0 {
+		c.ClockSync = DefaultClockSync
+	}
+	if c.ClockSync < 100*time.Millisecond {
+		return bad("ClockSync %v is under 100ms", c.ClockSync)
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -64,6 +64,9 @@ type Engine struct {
 	// touched lets Validate skip the script when no touch is due.
 	touched *touchCache
 
+	// clock anchors time on Redis; nil when Config.Now was given.
+	clock *redisClock
+
 	// Arguments 2..7 of every script, formatted once.
 	idleArg, histLimitArg, histTTLArg, pubArg, tombTTLArg, touchArg string
 }
@@ -121,6 +124,9 @@ func New(client redis.UniversalClient, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{rdb: client, cfg: c, touched: newTouchCache(c.TouchCacheSize)}
+	if cfg.Now == nil {
+		e.clock = newRedisClock(client, c.ClockSync)
+	}
 	if readsFromReplicas(client) {
 		// HGET is a read-only command, which such a client may send to a
 		// replica, and a replica can lag a logout or an eviction. Scripts
@@ -160,7 +166,14 @@ func readsFromReplicas(client redis.UniversalClient) bool {
 // Config returns the engine's configuration with defaults filled in.
 func (e *Engine) Config() Config { return e.cfg }
 
-func (e *Engine) nowMS() int64 { return e.cfg.Now().UnixMilli() }
+// nowMS is the time every decision uses, in ms: Redis's clock (see
+// clock.go), or Config.Now when the caller set one.
+func (e *Engine) nowMS(ctx context.Context) int64 {
+	if e.clock != nil {
+		return e.clock.nowMS(ctx)
+	}
+	return e.cfg.Now().UnixMilli()
+}
 
 // args builds the ARGV common to every script, followed by extra.
 func (e *Engine) args(now int64, k userKeys, extra ...any) []any {
@@ -398,7 +411,7 @@ func (e *Engine) Login(ctx context.Context, userID string, meta Meta) (res *Logi
 	if err != nil {
 		return nil, err
 	}
-	now := e.nowMS()
+	now := e.nowMS(ctx)
 	abs := now + e.cfg.AbsoluteTimeout.Milliseconds()
 	ip, ua := clip(meta.IP, maxIPLen), clip(meta.UserAgent, maxUALen)
 	m := encodeMeta(ip, ua, userID)
@@ -498,7 +511,7 @@ func (e *Engine) fillSession(s *Session, rec string, sid [sidLen]byte, id string
 
 // ended interprets the status codes the token-checked scripts share:
 // 0 unknown or expired, 2 a tombstone (evicted or revoked).
-func (e *Engine) ended(op Op, reply []any, sid [sidLen]byte) error {
+func (e *Engine) ended(ctx context.Context, op Op, reply []any, sid [sidLen]byte) error {
 	switch status(reply) {
 	case 0, 3:
 		return ErrExpired
@@ -512,7 +525,7 @@ func (e *Engine) ended(op Op, reply []any, sid [sidLen]byte) error {
 			return unavailable(string(op), errBadRecord)
 		}
 		// A tombstone past its TTL that nobody pruned yet reads as expired.
-		if e.nowMS() >= p.at+e.cfg.TombstoneTTL.Milliseconds() {
+		if e.nowMS(ctx) >= p.at+e.cfg.TombstoneTTL.Milliseconds() {
 			return ErrExpired
 		}
 		return endingError(p, sid)
@@ -535,7 +548,7 @@ func (e *Engine) Validate(ctx context.Context, tokenStr string) (s *Session, err
 	}
 	v := new(validated)
 	c := &v.call
-	now := e.nowMS()
+	now := e.nowMS(ctx)
 	c.fill(e, t, now)
 	if seen, ok := e.touched.get(&t.sid); ok && now-seen < e.cfg.TouchInterval.Milliseconds() {
 		return e.validateRead(ctx, v, t, now)
@@ -549,7 +562,7 @@ func (e *Engine) Validate(ctx context.Context, tokenStr string) (s *Session, err
 		if err != nil {
 			return nil, err
 		}
-		return nil, e.ended(OpValidate, reply, t.sid)
+		return nil, e.ended(ctx, OpValidate, reply, t.sid)
 	}
 	if err := e.fillSession(&v.Session, r, t.sid, c.id, c.keys); err != nil {
 		return nil, unavailable(string(OpValidate), err)
@@ -586,7 +599,7 @@ func (e *Engine) validateRead(ctx context.Context, v *validated, t token, now in
 		return nil, ErrExpired // another token's session, or none
 	}
 	if r[0] != kindLive {
-		return nil, e.ended(OpValidate, []any{int64(2), r}, t.sid)
+		return nil, e.ended(ctx, OpValidate, []any{int64(2), r}, t.sid)
 	}
 	if err := e.fillSession(&v.Session, r, t.sid, c.id, c.keys); err != nil {
 		return nil, unavailable(string(OpValidate), err)
@@ -616,7 +629,7 @@ func (e *Engine) save(ctx context.Context, s *Session, expect string) error {
 		return err
 	}
 	reply, err := e.run(ctx, OpSave, scriptSave, s.keys,
-		e.args(e.nowMS(), s.keys, string(s.sid[:]), strconv.Itoa(s.prefixLen), values, expect))
+		e.args(e.nowMS(ctx), s.keys, string(s.sid[:]), strconv.Itoa(s.prefixLen), values, expect))
 	if err != nil {
 		return err
 	}
@@ -627,7 +640,7 @@ func (e *Engine) save(ctx context.Context, s *Session, expect string) error {
 	case 4:
 		return ErrConflict
 	}
-	return e.ended(OpSave, reply, s.sid)
+	return e.ended(ctx, OpSave, reply, s.sid)
 }
 
 // Update reads the session behind token, lets fn change its values and writes
@@ -672,12 +685,12 @@ func (e *Engine) Rotate(ctx context.Context, token string) (rotated string, err 
 	fresh.sid = t.sid
 	k := keysFor(e.cfg.KeyPrefix, t.user)
 	reply, err := e.run(ctx, OpRotate, scriptRotate, k,
-		e.args(e.nowMS(), k, string(t.sid[:]), t.secretDigest(), fresh.secretDigest()))
+		e.args(e.nowMS(ctx), k, string(t.sid[:]), t.secretDigest(), fresh.secretDigest()))
 	if err != nil {
 		return "", err
 	}
 	if status(reply) != 1 {
-		return "", e.ended(OpRotate, reply, t.sid)
+		return "", e.ended(ctx, OpRotate, reply, t.sid)
 	}
 	return fresh.String(), nil
 }
@@ -706,12 +719,12 @@ func (e *Engine) endByToken(ctx context.Context, op Op, token, mode, otherCode s
 	}
 	k := keysFor(e.cfg.KeyPrefix, t.user)
 	reply, err := e.write(ctx, op, scriptEnd, k,
-		e.args(e.nowMS(), k, mode, string(t.sid[:]), t.secretDigest(), otherCode, "", ""))
+		e.args(e.nowMS(ctx), k, mode, string(t.sid[:]), t.secretDigest(), otherCode, "", ""))
 	if err != nil {
 		return nil, err
 	}
 	if status(reply) != 1 {
-		return nil, e.ended(op, reply, t.sid)
+		return nil, e.ended(ctx, op, reply, t.sid)
 	}
 	ids, err := endReply(op, reply)
 	if err == nil {
@@ -749,7 +762,7 @@ func (e *Engine) endUser(ctx context.Context, op Op, userID, mode string, sid [s
 		return nil, err
 	}
 	k := keysFor(e.cfg.KeyPrefix, userDigest(userID))
-	now := e.nowMS()
+	now := e.nowMS(ctx)
 	tail := ms13(now) + string(zeroSID[:]) + encodeMeta("", "", userID)
 	reply, err := e.write(ctx, op, scriptEnd, k,
 		e.args(now, k, mode, string(sid[:]), "", "", tail, string(rune(code))))
@@ -829,7 +842,7 @@ func (e *Engine) Sessions(ctx context.Context, userID string) (list []Session, e
 		return nil, err
 	}
 	k := keysFor(e.cfg.KeyPrefix, userDigest(userID))
-	reply, err := e.run(ctx, OpSessions, scriptList, k, e.args(e.nowMS(), k))
+	reply, err := e.run(ctx, OpSessions, scriptList, k, e.args(e.nowMS(ctx), k))
 	if err != nil {
 		return nil, err
 	}

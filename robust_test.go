@@ -284,7 +284,7 @@ func TestGarbageRepliesAreErrorsNotSessions(t *testing.T) {
 			// cache vouches for the session. Only a nil there is a real
 			// answer ("no such session").
 			p, _ := parseToken(good)
-			e.touched.put(&p.sid, e.nowMS())
+			e.touched.put(&p.sid, e.nowMS(context.Background()))
 			s, err = e.Validate(ctx, good)
 			if name == "nil" {
 				if !errors.Is(err, ErrExpired) {
