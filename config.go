@@ -134,6 +134,18 @@ type Config struct {
 	// must not contain '{' or '}', which would break the cluster hash tag.
 	KeyPrefix string
 
+	// UserKey, if set, keys the user digest that names a user's Redis keys
+	// and starts every token: D = HMAC-SHA256(UserKey, user ID)[:16] instead
+	// of SHA-256(user ID)[:16]. Without it, D is the same in every
+	// deployment, so anyone holding a token and a list of candidate user IDs
+	// (emails) can tell whose token it is; with it, only someone who has
+	// the key can. At least MinUserKeyLen (16) bytes, from a CSPRNG; New
+	// copies it. Default nil (unkeyed), which keeps the keys of existing
+	// deployments: setting, changing or removing it moves every user's keys,
+	// which signs everyone out and leaves the old keys to expire by their
+	// TTL (see docs/instances.md, "Unlinkable tokens").
+	UserKey []byte
+
 	// HistoryLimit is how many history records (logins, logouts, evictions,
 	// revocations, rotations, expiries) to keep per user: 0 keeps none (the
 	// default: no history writes at all), N keeps the newest N, HistoryAll
@@ -243,6 +255,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if strings.ContainsAny(c.KeyPrefix, "{}") || len(c.KeyPrefix) > 64 {
 		return bad("KeyPrefix %q: no braces, at most 64 bytes", c.KeyPrefix)
+	}
+	if c.UserKey != nil {
+		if len(c.UserKey) < MinUserKeyLen {
+			return bad("UserKey of %d bytes: use at least %d random bytes", len(c.UserKey), MinUserKeyLen)
+		}
+		c.UserKey = append([]byte(nil), c.UserKey...)
 	}
 	if c.HistoryLimit < 0 && c.HistoryLimit != HistoryAll {
 		return bad("HistoryLimit %d: use 0, N or HistoryAll", c.HistoryLimit)

@@ -67,6 +67,9 @@ type Engine struct {
 	// clock anchors time on Redis; nil when Config.Now was given.
 	clock *redisClock
 
+	// userKey keys the user digest (Config.UserKey); nil: unkeyed.
+	userKey *userKeyer
+
 	// Arguments 2..7 of every script, formatted once.
 	idleArg, histLimitArg, histTTLArg, pubArg, tombTTLArg, touchArg string
 }
@@ -126,6 +129,9 @@ func New(client redis.UniversalClient, cfg Config) (*Engine, error) {
 	e := &Engine{rdb: client, cfg: c, touched: newTouchCache(c.TouchCacheSize)}
 	if cfg.Now == nil {
 		e.clock = newRedisClock(client, c.ClockSync)
+	}
+	if c.UserKey != nil {
+		e.userKey = newUserKeyer(c.UserKey)
 	}
 	if readsFromReplicas(client) {
 		// HGET is a read-only command, which such a client may send to a
@@ -405,7 +411,7 @@ func (e *Engine) Login(ctx context.Context, userID string, meta Meta) (res *Logi
 	if err != nil {
 		return nil, err
 	}
-	digest := userDigest(userID)
+	digest := e.digest(userID)
 	k := keysFor(e.cfg.KeyPrefix, digest)
 	tok, err := newToken(digest)
 	if err != nil {
@@ -567,6 +573,9 @@ func (e *Engine) Validate(ctx context.Context, tokenStr string) (s *Session, err
 	if err := e.fillSession(&v.Session, r, t.sid, c.id, c.keys); err != nil {
 		return nil, unavailable(string(OpValidate), err)
 	}
+	if !e.ownDigest(t.user, v.Session.UserID) {
+		return nil, ErrExpired
+	}
 	e.touched.put(&t.sid, v.Session.LastSeenAt.UnixMilli())
 	return &v.Session, nil
 }
@@ -603,6 +612,9 @@ func (e *Engine) validateRead(ctx context.Context, v *validated, t token, now in
 	}
 	if err := e.fillSession(&v.Session, r, t.sid, c.id, c.keys); err != nil {
 		return nil, unavailable(string(OpValidate), err)
+	}
+	if !e.ownDigest(t.user, v.Session.UserID) {
+		return nil, ErrExpired
 	}
 	if v.Session.ExpiresAt.UnixMilli() <= now {
 		return nil, ErrExpired
@@ -761,7 +773,7 @@ func (e *Engine) endUser(ctx context.Context, op Op, userID, mode string, sid [s
 	if err := checkUserID(userID); err != nil {
 		return nil, err
 	}
-	k := keysFor(e.cfg.KeyPrefix, userDigest(userID))
+	k := e.keysOf(userID)
 	now := e.nowMS(ctx)
 	tail := ms13(now) + string(zeroSID[:]) + encodeMeta("", "", userID)
 	reply, err := e.write(ctx, op, scriptEnd, k,
@@ -841,7 +853,7 @@ func (e *Engine) Sessions(ctx context.Context, userID string) (list []Session, e
 	if err := checkUserID(userID); err != nil {
 		return nil, err
 	}
-	k := keysFor(e.cfg.KeyPrefix, userDigest(userID))
+	k := e.keysOf(userID)
 	reply, err := e.run(ctx, OpSessions, scriptList, k, e.args(e.nowMS(ctx), k))
 	if err != nil {
 		return nil, err

@@ -59,7 +59,7 @@ func (e *Engine) Subscribe(ctx context.Context, userIDs ...string) (*Subscriptio
 		if err := checkUserID(u); err != nil {
 			return nil, err
 		}
-		ch := keysFor(e.cfg.KeyPrefix, userDigest(u)).channel
+		ch := e.keysOf(u).channel
 		if _, dup := users[ch]; !dup {
 			channels = append(channels, ch)
 		}

@@ -69,7 +69,8 @@ var (
 // FuzzUserKeys: for any user ID and any prefix New accepts, every key and
 // the channel of the user share one hash slot (computed here with CRC16,
 // not asked of Redis), each holds exactly one well-formed hash tag, and no
-// two distinct user IDs seen in the run map to the same keys.
+// two distinct user IDs seen in the run map to the same keys; all of this
+// with D unkeyed and keyed by Config.UserKey.
 func FuzzUserKeys(f *testing.F) {
 	for _, u := range []string{"alice", "", "{alice}", "}{", "a{b}c", "\x00", "\xff\xfe", "é", "*?[", "line\nbreak", strings.Repeat("{", 300)} {
 		f.Add("sc", u)
@@ -88,31 +89,37 @@ func FuzzUserKeys(f *testing.F) {
 		if checkUserID(userID) != nil {
 			return
 		}
-		k := keysFor(prefix, userDigest(userID))
-		all := append(k.list(), k.channel)
-		slot := slotOf(all[0])
-		for _, key := range all {
-			if s := slotOf(key); s != slot {
-				t.Fatalf("user %q prefix %q: %q in slot %d, %q in slot %d", userID, prefix, all[0], slot, key, s)
-			}
-			if !strings.HasPrefix(key, prefix+":{") || strings.Count(key, "{") != 1 || strings.Count(key, "}") != 1 {
-				t.Fatalf("user %q prefix %q: key %q has no single hash tag after the prefix", userID, prefix, key)
-			}
-		}
-		if len(map[string]bool{k.data: true, k.hist: true, k.channel: true}) != 3 {
-			t.Fatalf("user %q: two of its keys coincide: %v", userID, all)
-		}
-		id := prefix + "\x00" + userID
-		fuzzKeysMu.Lock()
-		prev, seen := fuzzKeysSeen[k.data]
-		if !seen && len(fuzzKeysSeen) < 1_000_000 {
-			fuzzKeysSeen[k.data] = id
-		}
-		fuzzKeysMu.Unlock()
-		if seen && prev != id {
-			t.Fatalf("user IDs %q and %q map to the same key %q", prev, id, k.data)
+		for _, dg := range digesters {
+			checkFuzzKeys(t, dg.name, prefix, userID, keysFor(prefix, dg.digest(userID)))
 		}
 	})
+}
+
+// checkFuzzKeys is FuzzUserKeys for one way of computing D (see digesters).
+func checkFuzzKeys(t *testing.T, digester, prefix, userID string, k userKeys) {
+	all := append(k.list(), k.channel)
+	slot := slotOf(all[0])
+	for _, key := range all {
+		if s := slotOf(key); s != slot {
+			t.Fatalf("user %q prefix %q: %q in slot %d, %q in slot %d", userID, prefix, all[0], slot, key, s)
+		}
+		if !strings.HasPrefix(key, prefix+":{") || strings.Count(key, "{") != 1 || strings.Count(key, "}") != 1 {
+			t.Fatalf("user %q prefix %q: key %q has no single hash tag after the prefix", userID, prefix, key)
+		}
+	}
+	if len(map[string]bool{k.data: true, k.hist: true, k.channel: true}) != 3 {
+		t.Fatalf("user %q: two of its keys coincide: %v", userID, all)
+	}
+	id := prefix + "\x00" + userID
+	fuzzKeysMu.Lock()
+	prev, seen := fuzzKeysSeen[digester+" "+k.data]
+	if !seen && len(fuzzKeysSeen) < 1_000_000 {
+		fuzzKeysSeen[digester+" "+k.data] = id
+	}
+	fuzzKeysMu.Unlock()
+	if seen && prev != id {
+		t.Fatalf("%s: user IDs %q and %q map to the same key %q", digester, prev, id, k.data)
+	}
 }
 
 // sentinels is every error a public method may return, as errors.Is sees it.

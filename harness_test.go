@@ -137,6 +137,9 @@ type backend struct {
 	count  *counter
 	clock  *clock
 	prefix string
+	// userKey, if set, is the Config.UserKey of every engine built here
+	// that sets none (see userkey_test.go).
+	userKey []byte
 }
 
 // engine builds an Engine on this backend with a fixed clock and a key
@@ -148,6 +151,9 @@ func (b *backend) engine(t testing.TB, cfg Config) *Engine {
 	}
 	if cfg.KeyPrefix == "" {
 		cfg.KeyPrefix = b.prefix
+	}
+	if cfg.UserKey == nil {
+		cfg.UserKey = b.userKey
 	}
 	e, err := New(b.client, cfg)
 	if err != nil {

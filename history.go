@@ -67,7 +67,7 @@ func (e *Engine) History(ctx context.Context, userID string, offset, limit int) 
 	if offset < 0 || limit < 1 || limit > 10000 {
 		return nil, fmt.Errorf("%w: history offset %d, limit %d (1 to 10000)", ErrInvalidInput, offset, limit)
 	}
-	k := keysFor(e.cfg.KeyPrefix, userDigest(userID))
+	k := e.keysOf(userID)
 	raw, err := e.rdb.LRange(ctx, k.hist, int64(offset), int64(offset+limit-1)).Result()
 	if err != nil {
 		e.afterError(err)

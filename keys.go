@@ -8,7 +8,8 @@ import (
 // Key layout
 //
 // Every key of one user shares the hash tag {D}, where D is the unpadded
-// base64url form of the first 16 bytes of SHA-256(user ID). So:
+// base64url form of the first 16 bytes of SHA-256(user ID), or of
+// HMAC-SHA256(Config.UserKey, user ID) when that is set (userkey.go). So:
 //
 //   - the tag never contains '{' or '}' whatever the user ID holds (braces,
 //     colons, spaces, NUL bytes, invalid UTF-8, 1 KB of text), so it cannot
@@ -48,7 +49,8 @@ type userKeys struct {
 // order: data, history.
 func (k userKeys) list() []string { return []string{k.data, k.hist} }
 
-// userDigest is the per-user part of every key and of every token.
+// userDigest is the unkeyed per-user part of every key and of every token;
+// Engine.digest uses it unless Config.UserKey is set.
 func userDigest(userID string) [digestLen]byte {
 	sum := sha256.Sum256([]byte(userID))
 	var d [digestLen]byte

@@ -75,10 +75,17 @@ func hostileUserIDs() []string {
 }
 
 func TestKeyLayoutOneSlotPerUserAndNoCollisions(t *testing.T) {
+	for _, dg := range digesters {
+		t.Run(dg.name, func(t *testing.T) { checkKeyLayout(t, dg.digest) })
+	}
+}
+
+// checkKeyLayout is the layout check for one way of computing D.
+func checkKeyLayout(t *testing.T, digest func(string) [digestLen]byte) {
 	seen := map[string]string{}
 	for _, prefix := range []string{"sc", "app:sessions", "x y", "ü"} {
 		for _, u := range hostileUserIDs() {
-			k := keysFor(prefix, userDigest(u))
+			k := keysFor(prefix, digest(u))
 			all := append(k.list(), k.channel)
 			slot := slotOf(all[0])
 			for _, key := range all {

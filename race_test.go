@@ -12,7 +12,7 @@ import (
 // through the engine: index members, and records of kind 'L'.
 func liveInRedis(t *testing.T, b *backend, e *Engine, user string) (index, records int) {
 	t.Helper()
-	k := keysFor(e.cfg.KeyPrefix, userDigest(user))
+	k := e.keysOf(user)
 	ids, _, err := indexIDs(ctx, b.client, k)
 	if err != nil {
 		t.Fatal(err)
