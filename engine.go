@@ -159,7 +159,9 @@ func New(client redis.UniversalClient, cfg Config) (*Engine, error) {
 
 // readsFromReplicas reports whether client may route read-only commands to
 // replicas (a Cluster client, or a Sentinel one made by
-// NewFailoverClusterClient, with ReadOnly, RouteByLatency or RouteRandomly).
+// NewFailoverClusterClient, with ReadOnly, RouteByLatency or RouteRandomly;
+// ReplicaOnly becomes ReadOnly). A *redis.Ring never reads a replica. See
+// docs/instances.md, "Replica reads", and replica_test.go.
 func readsFromReplicas(client redis.UniversalClient) bool {
 	cc, ok := client.(*redis.ClusterClient)
 	if !ok {
