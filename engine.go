@@ -67,6 +67,9 @@ type Engine struct {
 	// clock anchors time on Redis; nil when Config.Now was given.
 	clock *redisClock
 
+	// subs shares Pub/Sub connections among Subscriptions (hub.go).
+	subs hubRef
+
 	// Arguments 2..7 of every script, formatted once.
 	idleArg, histLimitArg, histTTLArg, pubArg, tombTTLArg, touchArg string
 }
