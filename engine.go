@@ -70,6 +70,9 @@ type Engine struct {
 	// userKey keys the user digest (Config.UserKey); nil: unkeyed.
 	userKey *userKeyer
 
+	// subs shares Pub/Sub connections among Subscriptions (hub.go).
+	subs hubRef
+
 	// Arguments 2..7 of every script, formatted once.
 	idleArg, histLimitArg, histTTLArg, pubArg, tombTTLArg, touchArg string
 }

@@ -4,48 +4,64 @@ import (
 	"context"
 	"fmt"
 	"sync"
-
-	"github.com/redis/go-redis/v9"
+	"sync/atomic"
 )
 
 // Subscription delivers the live events of some users. Pub/Sub is
 // at-most-once: a message published while the subscriber is disconnected is
 // lost, so treat events as a prompt to act at once (cut a stream, close a
 // WebSocket) and Validate, the tombstones and History as the truth.
+//
+// All the Subscriptions of an Engine share its Pub/Sub connections: one
+// for EventsPubSub, one per Cluster master for EventsSharded, however many
+// Subscriptions and users there are (see hub.go). C holds up to
+// SubscriptionBuffer events; an event that finds it full is dropped for
+// this Subscription alone (Dropped counts them), so a slow reader never
+// delays the others.
 type Subscription struct {
-	c      chan Event
-	subs   []*redis.PubSub
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	c       chan Event
+	h       *hub
+	chans   []string // guarded by h.mu
+	stopMu  sync.Mutex
+	stop    func() bool // releases the context.AfterFunc of Subscribe
+	once    sync.Once
+	dropped atomic.Uint64
 }
+
+// SubscriptionBuffer is how many undelivered events a Subscription holds
+// before it drops new ones.
+const SubscriptionBuffer = 64
 
 // C returns the channel of events. It is closed after Close, or when the
 // context given to Subscribe ends.
 func (s *Subscription) C() <-chan Event { return s.c }
 
-// Close stops the subscription and closes C.
+// Dropped reports how many events were lost because C was full.
+func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
+
+// Close stops the subscription and closes C. The last Subscription of a
+// user unsubscribes that user's channel; the Engine's connections close
+// with its last Subscription.
 func (s *Subscription) Close() error {
-	var err error
 	s.once.Do(func() {
-		s.cancel()
-		for _, p := range s.subs {
-			if e := p.Close(); e != nil && err == nil {
-				err = e
-			}
+		s.stopMu.Lock()
+		if s.stop != nil {
+			s.stop()
 		}
-		s.wg.Wait()
+		s.stopMu.Unlock()
+		s.h.remove(s)
 		close(s.c)
 	})
-	return err
+	return nil
 }
 
 // Subscribe listens for the events of the given users (logins, evictions,
 // revocations, logouts, rotations, expiries), as the scripts publish them
 // with Config.Events set. It returns once Redis confirmed every
 // subscription, so anything published afterwards is delivered. Under
-// EventsSharded each user gets their own shard subscription, since their
-// channels may live on different cluster nodes.
+// EventsSharded each user's channel lives in the user's hash slot; the
+// engine subscribes it on the master that owns the slot, over the one
+// connection it keeps to that master.
 func (e *Engine) Subscribe(ctx context.Context, userIDs ...string) (*Subscription, error) {
 	if e.cfg.Events == EventsOff {
 		return nil, fmt.Errorf("%w: Subscribe needs Config.Events", ErrInvalidConfig)
@@ -53,68 +69,37 @@ func (e *Engine) Subscribe(ctx context.Context, userIDs ...string) (*Subscriptio
 	if len(userIDs) == 0 {
 		return nil, fmt.Errorf("%w: Subscribe needs at least one user", ErrInvalidUserID)
 	}
-	users := make(map[string]string, len(userIDs))
-	var channels []string
+	channels := make(map[string]string, len(userIDs))
 	for _, u := range userIDs {
 		if err := checkUserID(u); err != nil {
 			return nil, err
 		}
-		ch := e.keysOf(u).channel
-		if _, dup := users[ch]; !dup {
-			channels = append(channels, ch)
-		}
-		users[ch] = u
+		channels[e.keysOf(u).channel] = u
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	s := &Subscription{c: make(chan Event, 64), cancel: cancel}
-	groups := [][]string{channels}
-	if e.cfg.Events == EventsSharded {
-		groups = groups[:0]
-		for _, ch := range channels {
-			groups = append(groups, []string{ch})
-		}
+	if err := ctx.Err(); err != nil {
+		return nil, unavailable("subscribe", err)
 	}
-	for _, g := range groups {
-		var p *redis.PubSub
-		if e.cfg.Events == EventsSharded {
-			p = e.rdb.SSubscribe(ctx, g...)
-		} else {
-			p = e.rdb.Subscribe(ctx, g...)
-		}
-		s.subs = append(s.subs, p)
-		for range g {
-			if _, err := p.Receive(ctx); err != nil {
+	h := e.eventHub()
+	s := &Subscription{c: make(chan Event, SubscriptionBuffer), h: h}
+	confs, err := h.add(ctx, s, channels)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	for _, c := range confs {
+		select {
+		case <-c.done:
+			if c.err != nil {
 				s.Close()
-				return nil, unavailable("subscribe", err)
+				return nil, c.err
 			}
+		case <-ctx.Done():
+			s.Close()
+			return nil, unavailable("subscribe", ctx.Err())
 		}
 	}
-	for _, p := range s.subs {
-		s.wg.Add(1)
-		go func(ch <-chan *redis.Message) {
-			defer s.wg.Done()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case m, ok := <-ch:
-					if !ok {
-						return
-					}
-					ev, err := parseEvent(users[m.Channel], m.Payload)
-					if err != nil {
-						e.cfg.Logger.Warn("sessioncap: dropping malformed event", "channel", m.Channel)
-						continue
-					}
-					select {
-					case s.c <- ev:
-					case <-ctx.Done():
-						return
-					}
-				}
-			}
-		}(p.Channel())
-	}
-	go func() { <-ctx.Done(); s.Close() }()
+	s.stopMu.Lock()
+	s.stop = context.AfterFunc(ctx, func() { s.Close() })
+	s.stopMu.Unlock()
 	return s, nil
 }

@@ -233,10 +233,16 @@ var sseHeartbeat = 20 * time.Second
 // asks /api/me, whose 401 body (read from the tombstone) says why and by
 // which device. Pub/Sub is at-most-once, so after subscribing the handler
 // checks once that its session is still listed, closing the window between
-// the middleware's Validate and the subscription.
+// the middleware's Validate and the subscription. Streams are capped per
+// session and per user (streams.go): beyond the cap the answer is 429.
 func (a *app) apiEvents(w http.ResponseWriter, r *http.Request) {
 	s := httpsession.FromContext(r.Context())
 	ctx := r.Context()
+	release, ok := a.streams.acquire(w, s, a.cfg.StreamsPerSession, a.cfg.StreamsPerUser)
+	if !ok {
+		return
+	}
+	defer release()
 	sub, err := a.engine.Subscribe(ctx, s.UserID)
 	if err != nil {
 		a.engineError(w, r, err)

@@ -68,6 +68,9 @@ type appConfig struct {
 	// Config.Tracer, Instrument is given the Redis client first (redisotel).
 	Tracer     sessioncap.Tracer
 	Instrument func(redis.UniversalClient) error
+	// StreamsPerSession and StreamsPerUser cap open /api/events streams
+	// (streams.go); 0 means 4 and 16.
+	StreamsPerSession, StreamsPerUser int
 }
 
 // app is the demo: an engine, the middleware and the handlers.
@@ -82,6 +85,7 @@ type app struct {
 	log      *slog.Logger
 	backend  string
 	registry *prometheus.Registry
+	streams  streamCaps // open /api/events streams, capped
 }
 
 func newApp(cfg appConfig) (*app, error) {

@@ -44,6 +44,8 @@ func run(args []string) error {
 	idle := fs.Duration("idle-timeout", 0, "idle timeout (default 30m)")
 	absolute := fs.Duration("absolute-timeout", 0, "absolute timeout (default 24h)")
 	addr := fs.String("addr", ":8080", "listen address")
+	perSession := fs.Int("streams-per-session", DefaultStreamsPerSession, "open /api/events streams per session; more are answered 429")
+	perUser := fs.Int("streams-per-user", DefaultStreamsPerUser, "open /api/events streams per user, over all their sessions; more are answered 429")
 	insecure := fs.Bool("insecure-cookies", false, "send the cookie without Secure, for plain HTTP from a host other than localhost")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -62,6 +64,7 @@ func run(args []string) error {
 	a, err := newApp(appConfig{
 		RedisURL: *redisURL, MaxSessions: *maxSessions, Overflow: ov,
 		IdleTimeout: *idle, AbsoluteTimeout: *absolute, Insecure: *insecure, Logger: log,
+		StreamsPerSession: *perSession, StreamsPerUser: *perUser,
 		// Spans go to the global OpenTelemetry provider: a no-op until the
 		// app installs an exporter, so wiring them costs next to nothing.
 		Tracer:     otelTracer(otel.GetTracerProvider()),
