@@ -60,6 +60,13 @@ var (
 
 	// ErrInvalidConfig is returned by New for a Config that makes no sense.
 	ErrInvalidConfig = errors.New("sessioncap: invalid config")
+
+	// ErrNotReplicated is returned by an ending (Logout, LogoutOthers,
+	// LogoutAll, Revoke) when Config.WaitReplicas is set and fewer replicas than
+	// that acknowledged the write within Config.WaitTimeout. The ending did
+	// happen on the primary; what is not guaranteed is that it survives a
+	// failover in the next moment. Retrying is safe.
+	ErrNotReplicated = errors.New("sessioncap: ending not acknowledged by enough replicas")
 )
 
 // Reason says why a session ended.
@@ -153,3 +160,20 @@ func (e *unavailableError) Error() string {
 func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.cause} }
 
 func unavailable(op string, err error) error { return &unavailableError{op: op, cause: err} }
+
+// endingError turns a tombstone into the error Validate returns.
+func endingError(p parsed, sid [sidLen]byte) error {
+	e := Ending{
+		UserID:    p.userID,
+		SessionID: publicID(sid),
+		At:        fromMS(p.at),
+		Reason:    codeReasons[p.code],
+	}
+	if p.bySID != zeroSID {
+		e.By = Device{SessionID: publicID(p.bySID), IP: p.ip, UserAgent: p.ua}
+	}
+	if p.code == codeEvicted {
+		return &EvictedError{e}
+	}
+	return &RevokedError{e}
+}

@@ -2,18 +2,10 @@ package sessioncap
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
 )
-
-// ErrNotReplicated is returned by an ending (Logout, LogoutOthers,
-// LogoutAll, Revoke) when Config.WaitReplicas is set and fewer replicas than
-// that acknowledged the write within Config.WaitTimeout. The ending did
-// happen on the primary; what is not guaranteed is that it survives a
-// failover in the next moment. Retrying is safe.
-var ErrNotReplicated = errors.New("sessioncap: ending not acknowledged by enough replicas")
 
 // write runs a script that ends sessions. With WaitReplicas set it pins one
 // connection to the primary that owns the user's slot, runs the script and
