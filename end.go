@@ -6,6 +6,15 @@ import (
 	"sync"
 )
 
+// The modes of lua/end.lua (MODE_* there): which sessions an ending ends,
+// and whether a token proves the right to.
+const (
+	modeLogout       = "s" // Logout: the token's session, and under LogoutEverywhere every other
+	modeLogoutOthers = "o" // LogoutOthers: every session but the token's
+	modeRevoke       = "i" // Revoke: one session by public ID
+	modeLogoutAll    = "a" // LogoutAll: every session of the user
+)
+
 // endReply collects the public IDs of the sessions an end script ended.
 func endReply(op Op, reply []any) ([]string, error) {
 	ids := make([]string, 0, len(reply)-1)
@@ -34,7 +43,7 @@ func (e *Engine) endByToken(ctx context.Context, op Op, token, mode, otherCode s
 	if err != nil {
 		return nil, err
 	}
-	if status(reply) != 1 {
+	if status(reply) != statusOK {
 		return nil, e.ended(ctx, op, reply, t.sid)
 	}
 	ids, err := endReply(op, reply)
@@ -55,7 +64,7 @@ func (e *Engine) Logout(ctx context.Context, token string) (err error) {
 	if e.cfg.LogoutEverywhere {
 		others = string(rune(codeEverywher))
 	}
-	_, err = e.endByToken(ctx, OpLogout, token, "s", others)
+	_, err = e.endByToken(ctx, OpLogout, token, modeLogout, others)
 	return err
 }
 
@@ -64,7 +73,7 @@ func (e *Engine) Logout(ctx context.Context, token string) (err error) {
 func (e *Engine) LogoutOthers(ctx context.Context, token string) (ended []string, err error) {
 	ctx, call := e.begin(ctx, OpLogoutOthers)
 	defer func() { call.end(err, 0) }()
-	return e.endByToken(ctx, OpLogoutOthers, token, "o", string(rune(codeOthers)))
+	return e.endByToken(ctx, OpLogoutOthers, token, modeLogoutOthers, string(rune(codeOthers)))
 }
 
 // endUser runs the end script for one user without a token.
@@ -97,7 +106,7 @@ func (e *Engine) Revoke(ctx context.Context, userID, sessionID string) (err erro
 	if err != nil {
 		return err
 	}
-	ended, err := e.endUser(ctx, OpRevoke, userID, "i", sid, codeRevoked)
+	ended, err := e.endUser(ctx, OpRevoke, userID, modeRevoke, sid, codeRevoked)
 	if err != nil {
 		return err
 	}
@@ -130,7 +139,7 @@ func (e *Engine) LogoutAll(ctx context.Context, userIDs ...string) (ended int, e
 		sem <- struct{}{}
 		go func(u string) {
 			defer func() { <-sem; wg.Done() }()
-			ids, err := e.endUser(ctx, OpLogoutAll, u, "a", zeroSID, codeAdmin)
+			ids, err := e.endUser(ctx, OpLogoutAll, u, modeLogoutAll, zeroSID, codeAdmin)
 			mu.Lock()
 			defer mu.Unlock()
 			ended += len(ids)

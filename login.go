@@ -71,6 +71,12 @@ func (e *Engine) limitFor(ctx context.Context, userID string) (int, error) {
 	return n, nil
 }
 
+// The overflow policy as login.lua reads it (REJECT there).
+const (
+	evictAtCap  = "0"
+	rejectAtCap = "1"
+)
+
 // Login creates a session for userID and enforces the user's cap in the same
 // atomic step: one script call, one round trip. Under EvictOldest the oldest
 // sessions above the cap are signed out and listed in the result; under
@@ -107,9 +113,9 @@ func (e *Engine) Login(ctx context.Context, userID string, meta Meta) (res *Logi
 	now13 := ms13(now)
 	tail := now13 + sid + m
 	entry := string(rune(codeLogin)) + now13 + sid + string(zeroSID[:]) + m
-	reject := "0"
+	reject := evictAtCap
 	if e.cfg.Overflow == RejectNew {
-		reject = "1"
+		reject = rejectAtCap
 	}
 	exp := e.expiry(now, abs)
 	reply, err := e.run(ctx, OpLogin, scriptLogin, k,
@@ -117,14 +123,14 @@ func (e *Engine) Login(ctx context.Context, userID string, meta Meta) (res *Logi
 	if err != nil {
 		return nil, err
 	}
-	if status(reply) == -1 {
+	if status(reply) == statusFull {
 		sessions, err := e.parseList(string(OpLogin), reply, k)
 		if err != nil {
 			return nil, err
 		}
 		return nil, &LimitError{UserID: userID, Limit: limit, Sessions: sessions}
 	}
-	if status(reply) != 1 {
+	if status(reply) != statusOK {
 		return nil, unavailable(string(OpLogin), fmt.Errorf("unexpected login status %d", status(reply)))
 	}
 	res = &LoginResult{Token: tok.String(), SessionID: publicID(tok.sid)}

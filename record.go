@@ -61,8 +61,12 @@ const (
 	maxMetaLen   = 9999
 	maxTimestamp = 9999999999999 // 13 digits: the year 2286
 	// maxTombstones is how many tombstones one user keeps at most
-	// (maxTombs in lua/lib.lua, which must agree).
+	// (MAX_TOMBSTONES in lua/lib.lua).
 	maxTombstones = 16
+	// indexEntryLen is the width of an entry of a user's live and
+	// tombstone indexes (see keys.go), which only the scripts read: a
+	// session ID and its expiry.
+	indexEntryLen = sidLen + tsLen
 	codeLogin     = 'I'
 	codeEvicted   = 'E'
 	codeLogout    = 'O'

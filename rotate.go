@@ -25,7 +25,7 @@ func (e *Engine) Rotate(ctx context.Context, token string) (rotated string, err 
 	if err != nil {
 		return "", err
 	}
-	if status(reply) != 1 {
+	if status(reply) != statusOK {
 		return "", e.ended(ctx, OpRotate, reply, t.sid)
 	}
 	return fresh.String(), nil

@@ -31,10 +31,10 @@ func (e *Engine) save(ctx context.Context, s *Session, expect string) error {
 		return err
 	}
 	switch status(reply) {
-	case 1:
+	case statusOK:
 		s.valuesRaw = values
 		return nil
-	case 4:
+	case statusConflict:
 		return ErrConflict
 	}
 	return e.ended(ctx, OpSave, reply, s.sid)

@@ -10,6 +10,8 @@ import (
 )
 
 var (
+	//go:embed lua/protocol.lua
+	luaProtocol string
 	//go:embed lua/lib.lua
 	luaLib string
 	//go:embed lua/login.lua
@@ -26,16 +28,27 @@ var (
 	luaSessions string
 )
 
-// The scripts, compiled once. Each is the shared prelude followed by its own
-// body, so helpers like pruning live in one place; validate, the hot path,
-// stands alone.
+// The scripts, compiled once. Each is the protocol's names (protocol.lua),
+// the shared prelude (lib.lua) and its own body, so helpers like pruning
+// live in one place; validate, the hot path, takes the names only.
 var (
-	scriptLogin    = redis.NewScript(luaLib + luaLogin)
-	scriptValidate = redis.NewScript(luaValidate) // the hot path: no prelude
-	scriptSave     = redis.NewScript(luaLib + luaSave)
-	scriptRotate   = redis.NewScript(luaLib + luaRotate)
-	scriptEnd      = redis.NewScript(luaLib + luaEnd)
-	scriptSessions = redis.NewScript(luaLib + luaSessions)
+	scriptLogin    = redis.NewScript(luaProtocol + luaLib + luaLogin)
+	scriptValidate = redis.NewScript(luaProtocol + luaValidate)
+	scriptSave     = redis.NewScript(luaProtocol + luaLib + luaSave)
+	scriptRotate   = redis.NewScript(luaProtocol + luaLib + luaRotate)
+	scriptEnd      = redis.NewScript(luaProtocol + luaLib + luaEnd)
+	scriptSessions = redis.NewScript(luaProtocol + luaLib + luaSessions)
+)
+
+// The statuses that start a script's array reply (STATUS_* in
+// lua/protocol.lua).
+const (
+	statusFull     = -1 // Login at the cap under RejectNew; the live sessions follow
+	statusNone     = 0  // no such live session, or not this token's
+	statusOK       = 1
+	statusEnded    = 2 // the token's session ended; its tombstone follows
+	statusExpired  = 3 // Validate: timed out
+	statusConflict = 4 // Save: the values changed since they were read
 )
 
 // args builds the ARGV common to every script, followed by extra.
@@ -113,13 +126,13 @@ func replyString(op string, reply []any, i int) (string, error) {
 	return s, nil
 }
 
-// ended interprets the status codes the token-checked scripts share:
-// 0 unknown or expired, 2 a tombstone (evicted or revoked).
+// ended interprets the statuses the token-checked scripts share: none or
+// expired, or a tombstone (evicted or revoked).
 func (e *Engine) ended(ctx context.Context, op Op, reply []any, sid [sidLen]byte) error {
 	switch status(reply) {
-	case 0, 3:
+	case statusNone, statusExpired:
 		return ErrExpired
-	case 2:
+	case statusEnded:
 		r, err := replyString(string(op), reply, 1)
 		if err != nil {
 			return err

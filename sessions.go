@@ -19,7 +19,7 @@ func (e *Engine) Sessions(ctx context.Context, userID string) (list []Session, e
 	if err != nil {
 		return nil, err
 	}
-	if status(reply) != 1 {
+	if status(reply) != statusOK {
 		return nil, unavailable(string(OpSessions), fmt.Errorf("unexpected status %d", status(reply)))
 	}
 	return e.parseList(string(OpSessions), reply, k)

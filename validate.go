@@ -166,7 +166,7 @@ func (e *Engine) validateRead(ctx context.Context, v *validated, t token, now in
 		return nil, ErrExpired // another token's session, or none
 	}
 	if r[0] != kindLive {
-		return nil, e.ended(ctx, OpValidate, []any{int64(2), r}, t.sid)
+		return nil, e.ended(ctx, OpValidate, []any{int64(statusEnded), r}, t.sid)
 	}
 	if err := e.fillSession(&v.Session, r, t.sid, c.id, c.keys); err != nil {
 		return nil, unavailable(string(OpValidate), err)
