@@ -62,7 +62,7 @@ func (e *Engine) Logout(ctx context.Context, token string) (err error) {
 	defer func() { call.end(err, 0) }()
 	others := ""
 	if e.cfg.LogoutEverywhere {
-		others = string(rune(codeEverywher))
+		others = string(rune(codeLogoutEverywhere))
 	}
 	_, err = e.endByToken(ctx, OpLogout, token, modeLogout, others)
 	return err
@@ -73,7 +73,7 @@ func (e *Engine) Logout(ctx context.Context, token string) (err error) {
 func (e *Engine) LogoutOthers(ctx context.Context, token string) (ended []string, err error) {
 	ctx, call := e.begin(ctx, OpLogoutOthers)
 	defer func() { call.end(err, 0) }()
-	return e.endByToken(ctx, OpLogoutOthers, token, modeLogoutOthers, string(rune(codeOthers)))
+	return e.endByToken(ctx, OpLogoutOthers, token, modeLogoutOthers, string(rune(codeLogoutOthers)))
 }
 
 // endUser runs the end script for one user without a token.

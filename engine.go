@@ -34,6 +34,12 @@ func New(client redis.UniversalClient, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.WaitReplicas > 0 && !canWait(client) {
+		// Refused here, not at the first ending: a config that cannot work
+		// should fail at start-up, not at a user's logout.
+		return nil, fmt.Errorf("%w: WaitReplicas needs a *redis.Client, failover client or *redis.ClusterClient, not %T",
+			ErrInvalidConfig, client)
+	}
 	e := &Engine{rdb: client, cfg: c, touched: newTouchCache(c.TouchCacheSize)}
 	if cfg.Now == nil {
 		e.clock = newRedisClock(client, c.ClockSync)

@@ -9,13 +9,23 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// EventType says what an Event is about: a sign-in (EventLogin) or a
+// session's end, named by its Reason. It is Reason under another name, so
+// the two compare without conversion and code written when Event.Type was
+// a Reason still compiles.
+type EventType = Reason
+
+// EventLogin is the Type of the Event a sign-in records.
+const EventLogin EventType = "login"
+
 // Event is one entry of a user's history, and what Subscribe delivers.
 type Event struct {
 	UserID string
-	// Type is what happened: ReasonLogin, ReasonLimit (an eviction),
-	// ReasonLogout, ReasonLogoutOthers, ReasonLogoutEverywhere, ReasonAdmin,
-	// ReasonRevoked, ReasonRotated or ReasonExpired.
-	Type Reason
+	// Type is what happened: EventLogin, or how a session ended
+	// (ReasonEvicted, ReasonLogout, ReasonLogoutOthers,
+	// ReasonLogoutEverywhere, ReasonAdmin, ReasonRevoked, ReasonRotated or
+	// ReasonExpired).
+	Type EventType
 	// At is when it happened; for an expiry, when the session really
 	// expired, which may be before the engine noticed.
 	At time.Time

@@ -66,28 +66,28 @@ const (
 	// indexEntryLen is the width of an entry of a user's live and
 	// tombstone indexes (see keys.go), which only the scripts read: a
 	// session ID and its expiry.
-	indexEntryLen = sidLen + tsLen
-	codeLogin     = 'I'
-	codeEvicted   = 'E'
-	codeLogout    = 'O'
-	codeOthers    = 'Y'
-	codeEverywher = 'W'
-	codeAdmin     = 'A'
-	codeRevoked   = 'V'
-	codeRotated   = 'T'
-	codeExpired   = 'X'
+	indexEntryLen        = sidLen + tsLen
+	codeLogin            = 'I'
+	codeEvicted          = 'E'
+	codeLogout           = 'O'
+	codeLogoutOthers     = 'Y'
+	codeLogoutEverywhere = 'W'
+	codeAdmin            = 'A'
+	codeRevoked          = 'V'
+	codeRotated          = 'T'
+	codeExpired          = 'X'
 )
 
-var codeReasons = map[byte]Reason{
-	codeLogin:     ReasonLogin,
-	codeEvicted:   ReasonLimit,
-	codeLogout:    ReasonLogout,
-	codeOthers:    ReasonLogoutOthers,
-	codeEverywher: ReasonLogoutEverywhere,
-	codeAdmin:     ReasonAdmin,
-	codeRevoked:   ReasonRevoked,
-	codeRotated:   ReasonRotated,
-	codeExpired:   ReasonExpired,
+var codeReasons = map[byte]EventType{
+	codeLogin:            EventLogin,
+	codeEvicted:          ReasonEvicted,
+	codeLogout:           ReasonLogout,
+	codeLogoutOthers:     ReasonLogoutOthers,
+	codeLogoutEverywhere: ReasonLogoutEverywhere,
+	codeAdmin:            ReasonAdmin,
+	codeRevoked:          ReasonRevoked,
+	codeRotated:          ReasonRotated,
+	codeExpired:          ReasonExpired,
 }
 
 // errBadRecord is the cause wrapped in ErrUnavailable when Redis hands back

@@ -7,6 +7,17 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// canWait reports whether write can pin a connection of client to the
+// primary of a slot: go-redis offers that on these two client types only
+// (a failover client is a *redis.Client).
+func canWait(client redis.UniversalClient) bool {
+	switch client.(type) {
+	case *redis.Client, *redis.ClusterClient:
+		return true
+	}
+	return false
+}
+
 // write runs a script that ends sessions. With WaitReplicas set it pins one
 // connection to the primary that owns the user's slot, runs the script and
 // then WAIT on that same connection: WAIT only counts the writes made on its
@@ -25,9 +36,8 @@ func (e *Engine) write(ctx context.Context, op Op, s *redis.Script, k userKeys, 
 		node = n
 	case *redis.Client:
 		node = c
-	default:
-		return nil, fmt.Errorf("%w: WaitReplicas needs a *redis.Client, failover client or *redis.ClusterClient, not %T",
-			ErrInvalidConfig, e.rdb)
+	default: // New refuses such a client (see canWait)
+		return nil, fmt.Errorf("%w: WaitReplicas with a %T", ErrInvalidConfig, e.rdb)
 	}
 	conn := node.Conn()
 	defer conn.Close()
