@@ -68,3 +68,17 @@ func TestLimiterReturningNonsenseIsAnError(t *testing.T) {
 		}
 	})
 }
+
+// TestNewRefusesWaitReplicasWithoutPinnableClient: WaitReplicas needs a
+// client that can pin a connection to a slot's primary; New says so, rather
+// than the first Logout.
+func TestNewRefusesWaitReplicasWithoutPinnableClient(t *testing.T) {
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": "127.0.0.1:1"}})
+	defer ring.Close()
+	if _, err := New(ring, Config{WaitReplicas: 1}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("New(Ring, WaitReplicas 1) = %v, want ErrInvalidConfig", err)
+	}
+	if _, err := New(ring, Config{}); err != nil {
+		t.Fatalf("New(Ring) without WaitReplicas: %v", err)
+	}
+}

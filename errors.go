@@ -60,15 +60,26 @@ var (
 
 	// ErrInvalidConfig is returned by New for a Config that makes no sense.
 	ErrInvalidConfig = errors.New("sessioncap: invalid config")
+
+	// ErrNotReplicated is returned by an ending (Logout, LogoutOthers,
+	// LogoutAll, Revoke) when Config.WaitReplicas is set and fewer replicas than
+	// that acknowledged the write within Config.WaitTimeout. The ending did
+	// happen on the primary; what is not guaranteed is that it survives a
+	// failover in the next moment. Retrying is safe.
+	ErrNotReplicated = errors.New("sessioncap: ending not acknowledged by enough replicas")
 )
 
-// Reason says why a session ended.
+// Reason says why a session ended. The values are stable: they reach
+// users in JSON (httpsession's Failure.Reason) and are stored in history.
 type Reason string
 
 // The reasons a session can end. They appear in EvictedError, RevokedError
-// and history Events.
+// and, with EventLogin, as the Type of history Events.
 const (
-	ReasonLimit            Reason = "limit"             // evicted: the user signed in elsewhere and the cap was reached
+	// ReasonEvicted is an eviction: the user signed in elsewhere and the
+	// cap was reached. Its value stays "limit", as apps already read it in
+	// JSON and stored history.
+	ReasonEvicted          Reason = "limit"
 	ReasonLogout           Reason = "logout"            // the session itself logged out
 	ReasonLogoutOthers     Reason = "logout-others"     // another device of the user chose "sign out all other devices"
 	ReasonLogoutEverywhere Reason = "logout-everywhere" // another device logged out and Config.LogoutEverywhere is on
@@ -76,7 +87,17 @@ const (
 	ReasonRevoked          Reason = "revoked"           // Revoke by public session ID
 	ReasonExpired          Reason = "expired"           // idle or absolute timeout (history only)
 	ReasonRotated          Reason = "rotated"           // token rotated (history only)
-	ReasonLogin            Reason = "login"             // a new session (history only)
+
+	// ReasonLimit is the old name of ReasonEvicted.
+	//
+	// Deprecated: use ReasonEvicted; a full cap evicts, it does not refuse.
+	ReasonLimit = ReasonEvicted
+
+	// ReasonLogin is the old name of EventLogin.
+	//
+	// Deprecated: use EventLogin; a sign-in is an event, not a reason a
+	// session ended.
+	ReasonLogin = EventLogin
 )
 
 // Device identifies a session in a human-friendly way: what a user needs to
@@ -104,6 +125,8 @@ type Ending struct {
 // session) for a session evicted by a newer sign-in of the same user.
 type EvictedError struct{ Ending }
 
+// Error says when the session was evicted and, when known, from which
+// device the sign-in came, so a log line explains itself.
 func (e *EvictedError) Error() string {
 	msg := fmt.Sprintf("sessioncap: session evicted at %s", e.At.UTC().Format(time.RFC3339))
 	if e.By.SessionID != "" {
@@ -118,6 +141,7 @@ func (e *EvictedError) Is(target error) bool { return target == ErrEvicted }
 // RevokedError is returned for a session that was logged out or revoked.
 type RevokedError struct{ Ending }
 
+// Error says why and when the session was ended.
 func (e *RevokedError) Error() string {
 	return fmt.Sprintf("sessioncap: session revoked (%s) at %s", e.Reason, e.At.UTC().Format(time.RFC3339))
 }
@@ -133,6 +157,7 @@ type LimitError struct {
 	Sessions []Session
 }
 
+// Error says how many sessions the user holds against what limit.
 func (e *LimitError) Error() string {
 	return fmt.Sprintf("sessioncap: session limit reached (%d of %d)", len(e.Sessions), e.Limit)
 }
@@ -153,3 +178,20 @@ func (e *unavailableError) Error() string {
 func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.cause} }
 
 func unavailable(op string, err error) error { return &unavailableError{op: op, cause: err} }
+
+// endingError turns a tombstone into the error Validate returns.
+func endingError(p parsed, sid [sidLen]byte) error {
+	e := Ending{
+		UserID:    p.userID,
+		SessionID: publicID(sid),
+		At:        fromMS(p.at),
+		Reason:    codeReasons[p.code],
+	}
+	if p.bySID != zeroSID {
+		e.By = Device{SessionID: publicID(p.bySID), IP: p.ip, UserAgent: p.ua}
+	}
+	if p.code == codeEvicted {
+		return &EvictedError{e}
+	}
+	return &RevokedError{e}
+}

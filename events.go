@@ -5,7 +5,67 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
+
+// EventType says what an Event is about: a sign-in (EventLogin) or a
+// session's end, named by its Reason. It is Reason under another name, so
+// the two compare without conversion and code written when Event.Type was
+// a Reason still compiles.
+type EventType = Reason
+
+// EventLogin is the Type of the Event a sign-in records.
+const EventLogin EventType = "login"
+
+// Event is one entry of a user's history, and what Subscribe delivers.
+type Event struct {
+	UserID string
+	// Type is what happened: EventLogin, or how a session ended
+	// (ReasonEvicted, ReasonLogout, ReasonLogoutOthers,
+	// ReasonLogoutEverywhere, ReasonAdmin, ReasonRevoked, ReasonRotated or
+	// ReasonExpired).
+	Type EventType
+	// At is when it happened; for an expiry, when the session really
+	// expired, which may be before the engine noticed.
+	At time.Time
+	// SessionID is the public ID of the session the event is about.
+	SessionID string
+	// By is the public ID of the session that caused it: the new sign-in
+	// for an eviction, the acting device for LogoutOthers and
+	// LogoutEverywhere. Empty otherwise.
+	By string
+	// IP and UserAgent are those of the session the event is about.
+	IP        string
+	UserAgent string
+}
+
+// parseEvent decodes a history entry or a published message.
+func parseEvent(userID, e string) (Event, error) {
+	if len(e) < histMeta {
+		return Event{}, errBadRecord
+	}
+	reason, ok := codeReasons[e[0]]
+	if !ok {
+		return Event{}, errBadRecord
+	}
+	at, err := parseMS(e[histAt:histSID])
+	if err != nil {
+		return Event{}, err
+	}
+	ip, ua, _, err := decodeMeta(e[histMeta:])
+	if err != nil {
+		return Event{}, err
+	}
+	return Event{
+		UserID:    userID,
+		Type:      reason,
+		At:        fromMS(at),
+		SessionID: publicID([sidLen]byte([]byte(e[histSID:histBy]))),
+		By:        publicID([sidLen]byte([]byte(e[histBy:histMeta]))),
+		IP:        ip,
+		UserAgent: ua,
+	}, nil
+}
 
 // Subscription delivers the live events of some users. Pub/Sub is
 // at-most-once: a message published while the subscriber is disconnected is

@@ -292,9 +292,6 @@ func indexIDs(ctx context.Context, c redis.Cmdable, k userKeys) ([]string, []int
 	return ids, exps, nil
 }
 
-// indexEntryLen is W in lib.lua: a session ID and a 13-digit expiry.
-const indexEntryLen = sidLen + tsLen
-
 // hashRecords returns a user's session records (live and tombstones), without
 // the index fields.
 func hashRecords(ctx context.Context, c redis.Cmdable, k userKeys) (map[string]string, error) {

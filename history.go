@@ -3,57 +3,7 @@ package sessioncap
 import (
 	"context"
 	"fmt"
-	"time"
 )
-
-// Event is one entry of a user's history, and what Subscribe delivers.
-type Event struct {
-	UserID string
-	// Type is what happened: ReasonLogin, ReasonLimit (an eviction),
-	// ReasonLogout, ReasonLogoutOthers, ReasonLogoutEverywhere, ReasonAdmin,
-	// ReasonRevoked, ReasonRotated or ReasonExpired.
-	Type Reason
-	// At is when it happened; for an expiry, when the session really
-	// expired, which may be before the engine noticed.
-	At time.Time
-	// SessionID is the public ID of the session the event is about.
-	SessionID string
-	// By is the public ID of the session that caused it: the new sign-in
-	// for an eviction, the acting device for LogoutOthers and
-	// LogoutEverywhere. Empty otherwise.
-	By string
-	// IP and UserAgent are those of the session the event is about.
-	IP        string
-	UserAgent string
-}
-
-// parseEvent decodes a history entry or a published message.
-func parseEvent(userID, e string) (Event, error) {
-	if len(e) < histMeta {
-		return Event{}, errBadRecord
-	}
-	reason, ok := codeReasons[e[0]]
-	if !ok {
-		return Event{}, errBadRecord
-	}
-	at, err := parseMS(e[histAt:histSID])
-	if err != nil {
-		return Event{}, err
-	}
-	ip, ua, _, err := decodeMeta(e[histMeta:])
-	if err != nil {
-		return Event{}, err
-	}
-	return Event{
-		UserID:    userID,
-		Type:      reason,
-		At:        fromMS(at),
-		SessionID: publicID([sidLen]byte([]byte(e[histSID:histBy]))),
-		By:        publicID([sidLen]byte([]byte(e[histBy:histMeta]))),
-		IP:        ip,
-		UserAgent: ua,
-	}, nil
-}
 
 // History returns up to limit of the user's history records, newest first,
 // skipping the newest offset ones (for paging). It is empty when

@@ -8,7 +8,10 @@ import (
 	"time"
 )
 
-// Op names an Engine operation in Observations and logs.
+// Op names an Engine operation in Observations, spans and logs. Its values
+// are snake_case, as metric label values usually are ("logout_others"),
+// where a Reason, which users read, is hyphenated ("logout-others"); both
+// sets of values are stable, since dashboards and clients match on them.
 type Op string
 
 // The operations an Observer hears about.
@@ -130,8 +133,11 @@ func (s *Stats) Snapshot() StatsSnapshot {
 	return out
 }
 
-// outcomeOf classifies an error.
-func outcomeOf(err error) Outcome {
+// OutcomeOf classifies the error an Engine call returned, as the Engine
+// reports it to the Observer: one classification for metrics, spans and
+// HTTP responses alike, so they never disagree about what a failure was.
+// Wrapped errors are classified by what they wrap.
+func OutcomeOf(err error) Outcome {
 	switch {
 	case err == nil:
 		return OutcomeOK
@@ -196,7 +202,7 @@ func (e *Engine) begin(ctx context.Context, op Op) (context.Context, opCall) {
 // failures, the logger. It never logs tokens: only ops, outcomes and error
 // text, which holds no token or secret.
 func (c opCall) end(err error, evicted int) {
-	o := Observation{Op: c.op, Outcome: outcomeOf(err), Evicted: evicted, Duration: time.Since(c.start)}
+	o := Observation{Op: c.op, Outcome: OutcomeOf(err), Evicted: evicted, Duration: time.Since(c.start)}
 	c.e.observe(o)
 	if o.Outcome == OutcomeRedisError {
 		c.e.cfg.Logger.LogAttrs(c.ctx, slog.LevelError, "sessioncap call failed",

@@ -2,18 +2,21 @@ package sessioncap
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// ErrNotReplicated is returned by an ending (Logout, LogoutOthers,
-// LogoutAll, Revoke) when Config.WaitReplicas is set and fewer replicas than
-// that acknowledged the write within Config.WaitTimeout. The ending did
-// happen on the primary; what is not guaranteed is that it survives a
-// failover in the next moment. Retrying is safe.
-var ErrNotReplicated = errors.New("sessioncap: ending not acknowledged by enough replicas")
+// canWait reports whether write can pin a connection of client to the
+// primary of a slot: go-redis offers that on these two client types only
+// (a failover client is a *redis.Client).
+func canWait(client redis.UniversalClient) bool {
+	switch client.(type) {
+	case *redis.Client, *redis.ClusterClient:
+		return true
+	}
+	return false
+}
 
 // write runs a script that ends sessions. With WaitReplicas set it pins one
 // connection to the primary that owns the user's slot, runs the script and
@@ -33,9 +36,8 @@ func (e *Engine) write(ctx context.Context, op Op, s *redis.Script, k userKeys, 
 		node = n
 	case *redis.Client:
 		node = c
-	default:
-		return nil, fmt.Errorf("%w: WaitReplicas needs a *redis.Client, failover client or *redis.ClusterClient, not %T",
-			ErrInvalidConfig, e.rdb)
+	default: // New refuses such a client (see canWait)
+		return nil, fmt.Errorf("%w: WaitReplicas with a %T", ErrInvalidConfig, e.rdb)
 	}
 	conn := node.Conn()
 	defer conn.Close()

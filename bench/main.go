@@ -30,20 +30,19 @@ import (
 )
 
 type options struct {
-	addr      string
-	jsonPath  string
-	short     bool
-	duration  time.Duration
-	runs      int
-	conc      []int
-	users     int
-	memN      int
-	outDir    string
-	only      string
-	skipMem   bool
-	skipLoad  bool
-	luaProbes bool
-	replot    string
+	addr     string
+	jsonPath string
+	short    bool
+	duration time.Duration
+	runs     int
+	conc     []int
+	users    int
+	memN     int
+	outDir   string
+	only     string
+	skipMem  bool
+	skipLoad bool
+	replot   string
 }
 
 func main() {
@@ -61,7 +60,6 @@ func main() {
 	flag.StringVar(&o.only, "only", "", "run only rows whose name contains this")
 	flag.BoolVar(&o.skipMem, "nomem", false, "skip the memory phase")
 	flag.BoolVar(&o.skipLoad, "noload", false, "skip the load phase")
-	flag.BoolVar(&o.luaProbes, "luaprobe", false, "time variants of the login script instead (see NOTES.md)")
 	flag.StringVar(&o.replot, "replot", "", "redraw the chart from a -json file and exit")
 	flag.Parse()
 	for _, f := range strings.Split(concFlag, ",") {
@@ -139,9 +137,6 @@ func run(o options) error {
 	ver, err := serverVersion(ctx, ctl)
 	if err != nil {
 		return err
-	}
-	if o.luaProbes {
-		return luaProbe(ctx, ctl, addr, o)
 	}
 	rep := report{
 		Command:     "go run ./bench " + strings.Join(os.Args[1:], " "),

@@ -1,33 +1,41 @@
--- End sessions on purpose. ARGV[8] mode:
---   's' this session (token-checked); with ARGV[11] ~= '' every other too
---   'o' every session but this one (token-checked)
---   'i' one session by ID, no token
---   'a' every session of the user
--- ARGV[9] session ID, [10] secret digest, [11] code for the other sessions,
--- [12] tombstone tail for modes 'i' and 'a' (time, no causing session, meta
--- with the user ID), [13] code for modes 'i' and 'a'.
--- Reply: {1, ended IDs...}, {0} (no such live session or not this token),
--- or {2, tombstone} (this token's session had already ended otherwise).
-local mode, sid = ARGV[8], ARGV[9]
+-- End sessions on purpose: the four endings share their checks and their
+-- bookkeeping, and differ in which sessions end and what proves the right.
+local MODE_LOGOUT = 's'        -- this session (token-checked); with otherCode every other too
+local MODE_LOGOUT_OTHERS = 'o' -- every session but this one (token-checked)
+local MODE_REVOKE = 'i'        -- one session by ID, no token
+local MODE_LOGOUT_ALL = 'a'    -- every session of the user, no token
+local mode = ARGV[8]      -- one of the modes above
+local sid = ARGV[9]       -- this session, or the one to revoke
+local digest = ARGV[10]   -- this token's secret digest (token-checked modes)
+local otherCode = ARGV[11] -- code for the other sessions ('' ends none)
+local adminTail = ARGV[12] -- tombstone tail for MODE_REVOKE and MODE_LOGOUT_ALL:
+                           -- time, no causing session, meta with the user ID
+local adminCode = ARGV[13] -- code for MODE_REVOKE and MODE_LOGOUT_ALL
+-- Reply: {STATUS_OK, ended IDs...}, {STATUS_NONE} (no such live session or
+-- not this token), or {STATUS_ENDED, tombstone} (this token's session had
+-- already ended otherwise).
+local byToken = mode == MODE_LOGOUT or mode == MODE_LOGOUT_OTHERS
 local probe
-if mode ~= 'a' then probe = sid end
+if mode ~= MODE_LOGOUT_ALL then probe = sid end
 local l, mine = live(probe)
-local ended = {1}
-if mode ~= 'a' then
-  if mine and string.byte(mine, 1) ~= 76 then
+local ended = {STATUS_OK}
+if mode ~= MODE_LOGOUT_ALL then
+  if mine and string.byte(mine, 1) ~= KIND_LIVE then
     -- Already ended. A retried Logout or Revoke finds the tombstone it
     -- wrote itself, and succeeds again without doing anything.
-    local code = string.byte(mine, 1)
-    if mode == 's' and code == 79 and sub(mine, 2, 17) == ARGV[10] then return ended end
-    if mode == 'i' and code == 86 then
+    local code = sub(mine, 1, 1)
+    if mode == MODE_LOGOUT and code == CODE_LOGOUT and sub(mine, DIGEST_FROM, DIGEST_TO) == digest then
+      return ended
+    end
+    if mode == MODE_REVOKE and code == CODE_REVOKED then
       ended[2] = sid
       return ended
     end
-    if mode == 'i' then return {0} end
+    if mode == MODE_REVOKE then return {STATUS_NONE} end
   end
-  if mode ~= 'i' then
-    if not mine or sub(mine, 2, 17) ~= ARGV[10] then return {0} end
-    if string.byte(mine, 1) ~= 76 then return {2, mine} end
+  if byToken then
+    if not mine or sub(mine, DIGEST_FROM, DIGEST_TO) ~= digest then return {STATUS_NONE} end
+    if string.byte(mine, 1) ~= KIND_LIVE then return {STATUS_ENDED, mine} end
   end
 end
 -- Sort the live sessions into those that end (with their code) and those
@@ -37,28 +45,28 @@ local function stop(e, code)
   victims[#victims + 1] = e
   codes[#codes + 1] = code
 end
-if mode == 's' or mode == 'o' then
+if byToken then
   local found = false
   for i = 1, #l do
     if l[i][1] == sid then found = true end
   end
   if not found then -- it had just expired
     done(l, false)
-    return {0}
+    return {STATUS_NONE}
   end
   for i = 1, #l do
     local s = l[i][1]
     if s == sid then
-      if mode == 's' then stop(l[i], 'O') else keep[#keep + 1] = l[i] end
-    elseif mode == 'o' or ARGV[11] ~= '' then
-      stop(l[i], ARGV[11])
+      if mode == MODE_LOGOUT then stop(l[i], CODE_LOGOUT) else keep[#keep + 1] = l[i] end
+    elseif mode == MODE_LOGOUT_OTHERS or otherCode ~= '' then
+      stop(l[i], otherCode)
     else
       keep[#keep + 1] = l[i]
     end
   end
 else
   for i = 1, #l do
-    if mode == 'a' or l[i][1] == sid then stop(l[i], ARGV[13]) else keep[#keep + 1] = l[i] end
+    if mode == MODE_LOGOUT_ALL or l[i][1] == sid then stop(l[i], adminCode) else keep[#keep + 1] = l[i] end
   end
 end
 -- Read the records of the others; this session's came with the index.
@@ -68,15 +76,15 @@ for k = 1, #victims do
 end
 local recs = records(others)
 local j = 0
-local tail, by = ARGV[12], zeros
-if mode == 's' or mode == 'o' then tail, by = now13 .. sid .. meta(mine), sid end
+local tail, by = adminTail, zeros
+if byToken then tail, by = now13 .. sid .. meta(mine), sid end
 for k = 1, #victims do
   local s, r = victims[k][1], mine
   if s ~= sid then
     j = j + 1
     r = recs[j]
   end
-  if r and string.byte(r, 1) == 76 then
+  if r and string.byte(r, 1) == KIND_LIVE then
     finish(s, r, codes[k], tail, by)
     ended[#ended + 1] = s
   end

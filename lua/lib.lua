@@ -1,8 +1,6 @@
 -- Prelude shared by every sessioncap script but validate (prepended at
--- compile time). KEYS: 1 data HASH, 2 history LIST; both share the user's
--- hash tag. ARGV 1..7 are common: now (13-digit ms), idle timeout ms (0 =
--- off), history limit (0 none, -1 all), history TTL ms, publish command (''
--- off), channel, tombstone TTL ms. Script-specific arguments start at ARGV[8].
+-- compile time, after protocol.lua). KEYS and ARGV 1..7 are common to those
+-- scripts and named here; script-specific arguments start at ARGV[8].
 --
 -- One key holds all of a user's sessions (see keys.go): the records, and two
 -- index fields, 'i' (live sessions in sign-in order) and 't' (tombstones in
@@ -13,33 +11,36 @@
 -- microsecond or more and each Lua string built or number parsed a tenth of
 -- one (bench/NOTES.md has the measurements), so the prelude does as little
 -- as it can.
-local D, H = KEYS[1], KEYS[2]
-local now13 = ARGV[1]
+local D = KEYS[1]          -- the user's data HASH
+local H = KEYS[2]          -- the user's history LIST (same hash tag)
+local now13 = ARGV[1]      -- now, 13-digit ms
 local now = tonumber(now13)
-local idle = tonumber(ARGV[2])
-local histLimit = tonumber(ARGV[3])
-local pubCmd = ARGV[5]
+local idle = tonumber(ARGV[2]) -- idle timeout ms, 0 = off
+local histLimit = tonumber(ARGV[3]) -- history entries kept: 0 none, -1 all
+local histTTL = ARGV[4]    -- history TTL ms
+local pubCmd = ARGV[5]     -- PUBLISH, SPUBLISH, or '' for no events
+local channel = ARGV[6]    -- the user's event channel
+local tombTTL = ARGV[7]    -- tombstone TTL ms
 -- Whether endings are recorded at all: when not, no event string is built.
 local recording = histLimit ~= 0 or pubCmd ~= ''
-local zeros = '\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0'
+local zeros = string.rep('\0', SID_LEN) -- no session: the causing ID of an admin ending
 local hist = {}
 local sub = string.sub
-local W = 29 -- index entry width
 -- Tombstones kept per user at most: the oldest go first (they then read as
 -- expired), so a user signing in thousands of times a day cannot grow one
 -- key without bound. A single bulk ending keeps all of its own.
-local maxTombs = 16
+local MAX_TOMBSTONES = 16
 
--- Record layout: see record.go. Offsets below are 1-based.
+-- A record's meta: IP, user agent and user ID (see record.go).
 local function meta(r)
-  return sub(r, 61, 60 + tonumber(sub(r, 57, 60)))
+  return sub(r, META_FROM, META_FROM - 1 + tonumber(sub(r, METALEN_FROM, METALEN_TO)))
 end
 
 -- When a live record stops being valid, in ms.
 local function expiry(r)
-  local abs = tonumber(sub(r, 44, 56))
+  local abs = tonumber(sub(r, ABS_FROM, ABS_TO))
   if idle > 0 then
-    local e = tonumber(sub(r, 31, 43)) + idle
+    local e = tonumber(sub(r, LAST_FROM, LAST_TO)) + idle
     if e < abs then return e end
   end
   return abs
@@ -47,7 +48,7 @@ end
 
 local function event(e)
   if histLimit ~= 0 then hist[#hist + 1] = e end
-  if pubCmd ~= '' then redis.call(pubCmd, ARGV[6], e) end
+  if pubCmd ~= '' then redis.call(pubCmd, channel, e) end
 end
 
 local function flush()
@@ -57,7 +58,7 @@ local function flush()
     redis.call('LPUSH', H, unpack(hist, i, math.min(i + 199, n)))
   end
   if histLimit > 0 then redis.call('LTRIM', H, 0, histLimit - 1) end
-  redis.call('PEXPIRE', H, ARGV[4])
+  redis.call('PEXPIRE', H, histTTL)
 end
 
 -- Run cmd on key with the items of list as trailing arguments, 200 at a
@@ -100,12 +101,12 @@ local function live(probe)
   local idx = r[1] or ''
   tix = r[2] or ''
   local out, gone = {}, {}
-  for p = 1, #idx - W + 1, W do
-    local e = tonumber(sub(idx, p + 16, p + W - 1))
-    local sid = sub(idx, p, p + 15)
+  for p = 1, #idx - ENTRY_LEN + 1, ENTRY_LEN do
+    local e = tonumber(sub(idx, p + SID_LEN, p + ENTRY_LEN - 1))
+    local sid = sub(idx, p, p + SID_LEN - 1)
     liveRead = liveRead + 1
     if e and e > now then
-      out[#out + 1] = {sid, e, sub(idx, p, p + W - 1)}
+      out[#out + 1] = {sid, e, sub(idx, p, p + ENTRY_LEN - 1)}
     else
       dead[#dead + 1] = sid
       gone[#gone + 1] = sid
@@ -116,8 +117,8 @@ local function live(probe)
     batch('HMGET', D, gone, recs)
     for k = 1, #gone do
       local x = recs[k]
-      if x and string.byte(x, 1) == 76 then
-        event('X' .. string.format('%013d', expiry(x)) .. gone[k] .. zeros .. meta(x))
+      if x and string.byte(x, 1) == KIND_LIVE then
+        event(CODE_EXPIRED .. string.format(TS_FORMAT, expiry(x)) .. gone[k] .. zeros .. meta(x))
       end
     end
   end
@@ -137,8 +138,8 @@ end
 -- out of the live list it hands to done().
 local function finish(sid, r, code, tail, by)
   writes[#writes + 1] = sid
-  writes[#writes + 1] = code .. sub(r, 2, 17) .. tail
-  if not tombEntry then tombEntry = string.format('%013d', now + tonumber(ARGV[7])) end
+  writes[#writes + 1] = code .. sub(r, DIGEST_FROM, DIGEST_TO) .. tail
+  if not tombEntry then tombEntry = string.format(TS_FORMAT, now + tonumber(tombTTL)) end
   tombs[#tombs + 1] = sid .. tombEntry
   if recording then event(code .. now13 .. sid .. by .. meta(r)) end
 end
@@ -164,13 +165,13 @@ local function done(keep, changed)
     end
   end
   -- Tombstones were appended in time order: drop from the front those
-  -- whose time is up, and the oldest beyond maxTombs.
-  local p, n, total = 1, #tix, #tix / W + #tombs
+  -- whose time is up, and the oldest beyond MAX_TOMBSTONES.
+  local p, n, total = 1, #tix, #tix / ENTRY_LEN + #tombs
   while p <= n do
-    local e = tonumber(sub(tix, p + 16, p + W - 1))
-    if e and e > now and total <= maxTombs then break end
-    dead[#dead + 1] = sub(tix, p, p + 15)
-    p, total = p + W, total - 1
+    local e = tonumber(sub(tix, p + SID_LEN, p + ENTRY_LEN - 1))
+    if e and e > now and total <= MAX_TOMBSTONES then break end
+    dead[#dead + 1] = sub(tix, p, p + SID_LEN - 1)
+    p, total = p + ENTRY_LEN, total - 1
   end
   local maxTomb = 0
   if #tombs > 0 or p > 1 then
@@ -181,9 +182,9 @@ local function done(keep, changed)
     elseif n > 0 then
       dead[#dead + 1] = 't'
     end
-    if #t >= W then maxTomb = tonumber(sub(t, -13)) or 0 end
-  elseif n >= W then
-    maxTomb = tonumber(sub(tix, -13)) or 0
+    if #t >= ENTRY_LEN then maxTomb = tonumber(sub(t, -TS_LEN)) or 0 end
+  elseif n >= ENTRY_LEN then
+    maxTomb = tonumber(sub(tix, -TS_LEN)) or 0
   end
   if #writes > 0 then batch('HSET', D, writes) end
   local m = math.max(maxLive, maxTomb)

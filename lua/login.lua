@@ -1,20 +1,23 @@
 -- Login: add a session, drop expired ones, and enforce the cap, atomically.
--- ARGV[8] new session ID, [9] its record, [10] limit (-1 = unlimited),
--- [11] '1' to reject at the cap instead of evicting, [12] tombstone tail for
--- sessions this login evicts, [13] the login's history entry, [14] the new
--- session's expiry (13-digit ms).
-local sid, rec, limit = ARGV[8], ARGV[9], tonumber(ARGV[10])
+local sid = ARGV[8]            -- the new session's ID
+local rec = ARGV[9]            -- its record
+local limit = tonumber(ARGV[10]) -- the user's cap, -1 = unlimited
+local reject = ARGV[11]        -- REJECT to refuse at the cap instead of evicting
+local evictTail = ARGV[12]     -- tombstone tail for the sessions this login evicts
+local loginEntry = ARGV[13]    -- the login's history entry
+local sidExpiry = ARGV[14]     -- the new session's expiry, 13-digit ms
+local REJECT = '1'
 -- go-redis resends a command whose reply was lost (the server died just
 -- after running it). A retry finds its own session and must not evict
 -- again; its evictions were reported to nobody, but they did happen once.
 -- The check rides on the HMGET that reads the index.
 local l, mine = live(sid)
-if mine then return {1} end
+if mine then return {STATUS_OK} end
 local n = #l
-if limit >= 0 and n >= limit and ARGV[11] == '1' then
+if limit >= 0 and n >= limit and reject == REJECT then
   local recs = records(l)
   done(l, false)
-  local out = {-1}
+  local out = {STATUS_FULL}
   for i = n, 1, -1 do
     if recs[i] then
       out[#out + 1] = l[i][1]
@@ -23,8 +26,8 @@ if limit >= 0 and n >= limit and ARGV[11] == '1' then
   end
   return out
 end
-if recording then event(ARGV[13]) end
-local out = {1}
+if recording then event(loginEntry) end
+local out = {STATUS_OK}
 local keep = l
 if limit >= 0 and n >= limit then
   -- Evict the oldest: only their records are read, for the digest that
@@ -35,8 +38,8 @@ if limit >= 0 and n >= limit then
   local recs = records(victims)
   for i = 1, first - 1 do
     local r = recs[i]
-    if r and string.byte(r, 1) == 76 then
-      finish(l[i][1], r, 'E', ARGV[12], sid)
+    if r and string.byte(r, 1) == KIND_LIVE then
+      finish(l[i][1], r, CODE_EVICTED, evictTail, sid)
       out[#out + 1] = l[i][1]
     end
   end
@@ -45,6 +48,6 @@ if limit >= 0 and n >= limit then
 end
 writes[#writes + 1] = sid
 writes[#writes + 1] = rec
-keep[#keep + 1] = {sid, tonumber(ARGV[14]), sid .. ARGV[14]}
+keep[#keep + 1] = {sid, tonumber(sidExpiry), sid .. sidExpiry}
 done(keep, true)
 return out

@@ -1,14 +1,19 @@
 -- Rotate: a new secret for a live session; the old token stops working at
--- once. ARGV[8] session ID, [9] old secret digest, [10] new secret digest.
-local sid = ARGV[8]
+-- once.
+local sid = ARGV[8]       -- the session's ID
+local oldDigest = ARGV[9] -- the digest of the secret the caller holds
+local newDigest = ARGV[10] -- the digest of the new secret
 local r = redis.call('HGET', D, sid)
 -- A retried Rotate (go-redis resends after a lost reply) finds the new
 -- digest already in place: the same new token is then the right answer.
-if r and string.byte(r, 1) == 76 and string.sub(r, 2, 17) == ARGV[10] then return {1} end
-if not r or string.sub(r, 2, 17) ~= ARGV[9] then return {0} end
-if string.byte(r, 1) ~= 76 then return {2, r} end
-if expiry(r) <= now then return {0} end
-redis.call('HSET', D, sid, 'L' .. ARGV[10] .. string.sub(r, 18))
-event('T' .. now13 .. sid .. zeros .. meta(r))
+if r and string.byte(r, 1) == KIND_LIVE and sub(r, DIGEST_FROM, DIGEST_TO) == newDigest then
+  return {STATUS_OK}
+end
+if not r or sub(r, DIGEST_FROM, DIGEST_TO) ~= oldDigest then return {STATUS_NONE} end
+if string.byte(r, 1) ~= KIND_LIVE then return {STATUS_ENDED, r} end
+if expiry(r) <= now then return {STATUS_NONE} end
+-- The kind byte, the new digest, then the record as it was.
+redis.call('HSET', D, sid, sub(r, 1, DIGEST_FROM - 1) .. newDigest .. sub(r, CREATED_FROM))
+event(CODE_ROTATED .. now13 .. sid .. zeros .. meta(r))
 flush()
-return {1}
+return {STATUS_OK}

@@ -1,12 +1,13 @@
 -- Save: replace a live session's values. Never writes to an ended or expired
 -- session, so a save racing an eviction cannot resurrect it.
--- ARGV[8] session ID, [9] bytes of the record to keep (header and meta),
--- [10] new values, [11] expected current values ('' skips the check).
-local r = redis.call('HGET', D, ARGV[8])
-if not r then return {0} end
-if string.byte(r, 1) ~= 76 then return {2, r} end
-if expiry(r) <= now then return {0} end
-local keep = tonumber(ARGV[9])
-if ARGV[11] ~= '' and string.sub(r, keep + 1) ~= ARGV[11] then return {4} end
-redis.call('HSET', D, ARGV[8], string.sub(r, 1, keep) .. ARGV[10])
-return {1}
+local sid = ARGV[8]               -- the session's ID
+local prefixLen = tonumber(ARGV[9]) -- bytes of the record to keep (header and meta)
+local values = ARGV[10]           -- the new values
+local expect = ARGV[11]           -- the values the caller read ('' skips the check)
+local r = redis.call('HGET', D, sid)
+if not r then return {STATUS_NONE} end
+if string.byte(r, 1) ~= KIND_LIVE then return {STATUS_ENDED, r} end
+if expiry(r) <= now then return {STATUS_NONE} end
+if expect ~= '' and sub(r, prefixLen + 1) ~= expect then return {STATUS_CONFLICT} end
+redis.call('HSET', D, sid, sub(r, 1, prefixLen) .. values)
+return {STATUS_OK}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -23,27 +22,18 @@ func otelTracer(tp trace.TracerProvider) sessioncap.Tracer {
 	return func(ctx context.Context, op sessioncap.Op) (context.Context, func(error)) {
 		ctx, span := tr.Start(ctx, "sessioncap."+string(op), trace.WithSpanKind(trace.SpanKindInternal))
 		return ctx, func(err error) {
-			outcome := "ok"
-			switch {
-			case err == nil:
-			case errors.Is(err, sessioncap.ErrUnavailable):
-				outcome = "redis_error"
+			outcome := sessioncap.OutcomeOf(err)
+			switch outcome {
+			case sessioncap.OutcomeOK, sessioncap.OutcomeEvicted, sessioncap.OutcomeRevoked,
+				sessioncap.OutcomeExpired, sessioncap.OutcomeRejected:
+			case sessioncap.OutcomeRedisError:
 				span.RecordError(err)
 				span.SetStatus(codes.Error, "redis unavailable")
-			case errors.Is(err, sessioncap.ErrEvicted):
-				outcome = "evicted"
-			case errors.Is(err, sessioncap.ErrRevoked):
-				outcome = "revoked"
-			case errors.Is(err, sessioncap.ErrExpired):
-				outcome = "expired"
-			case errors.Is(err, sessioncap.ErrLimitReached):
-				outcome = "rejected"
 			default:
-				outcome = "error"
 				span.RecordError(err)
 				span.SetStatus(codes.Error, "")
 			}
-			span.SetAttributes(attribute.String("sessioncap.outcome", outcome))
+			span.SetAttributes(attribute.String("sessioncap.outcome", string(outcome)))
 			span.End()
 		}
 	}

@@ -26,21 +26,27 @@ const (
 	KindError       FailureKind = "error"           // anything else
 )
 
-// Kind classifies an error from the engine or the middleware.
+// Kind classifies an error from the engine or the middleware, on top of
+// sessioncap.OutcomeOf so that responses and metrics agree. Of the invalid
+// inputs only a bad token is the client's to fix by signing in again; a bad
+// user ID or oversized values are the app's bug, hence KindError.
 func Kind(err error) FailureKind {
-	switch {
-	case errors.Is(err, ErrNoToken):
+	if errors.Is(err, ErrNoToken) {
 		return KindMissing
-	case errors.Is(err, sessioncap.ErrUnavailable):
+	}
+	switch sessioncap.OutcomeOf(err) {
+	case sessioncap.OutcomeRedisError:
 		return KindUnavailable
-	case errors.Is(err, sessioncap.ErrEvicted):
+	case sessioncap.OutcomeEvicted:
 		return KindEvicted
-	case errors.Is(err, sessioncap.ErrRevoked):
+	case sessioncap.OutcomeRevoked:
 		return KindRevoked
-	case errors.Is(err, sessioncap.ErrExpired):
+	case sessioncap.OutcomeExpired:
 		return KindExpired
-	case errors.Is(err, sessioncap.ErrInvalidToken):
-		return KindInvalid
+	case sessioncap.OutcomeInvalid:
+		if errors.Is(err, sessioncap.ErrInvalidToken) {
+			return KindInvalid
+		}
 	}
 	return KindError
 }

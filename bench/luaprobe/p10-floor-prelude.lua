@@ -1,2 +1,0 @@
--- prelude: lib.lua
-return {1, '0123456789abcdef'}

@@ -1,0 +1,153 @@
+package sessioncap
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+)
+
+// The modes of lua/end.lua (MODE_* there): which sessions an ending ends,
+// and whether a token proves the right to.
+const (
+	modeLogout       = "s" // Logout: the token's session, and under LogoutEverywhere every other
+	modeLogoutOthers = "o" // LogoutOthers: every session but the token's
+	modeRevoke       = "i" // Revoke: one session by public ID
+	modeLogoutAll    = "a" // LogoutAll: every session of the user
+)
+
+// endReply collects the public IDs of the sessions an end script ended.
+func endReply(op Op, reply []any) ([]string, error) {
+	ids := make([]string, 0, len(reply)-1)
+	for i := 1; i < len(reply); i++ {
+		s, err := replyString(string(op), reply, i)
+		if err != nil {
+			return nil, err
+		}
+		if len(s) != sidLen {
+			return nil, unavailable(string(op), errBadRecord)
+		}
+		ids = append(ids, publicID([sidLen]byte([]byte(s))))
+	}
+	return ids, nil
+}
+
+// endByToken runs the end script in a token-checked mode.
+func (e *Engine) endByToken(ctx context.Context, op Op, token, mode, otherCode string) ([]string, error) {
+	t, err := parseToken(token)
+	if err != nil {
+		return nil, err
+	}
+	k := keysFor(e.cfg.KeyPrefix, t.user)
+	reply, err := e.write(ctx, op, scriptEnd, k,
+		e.args(e.nowMS(ctx), k, mode, string(t.sid[:]), t.secretDigest(), otherCode, "", ""))
+	if err != nil {
+		return nil, err
+	}
+	if status(reply) != statusOK {
+		return nil, e.ended(ctx, op, reply, t.sid)
+	}
+	ids, err := endReply(op, reply)
+	if err == nil {
+		e.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "sessioncap sessions ended", slog.String("op", string(op)),
+			slog.String("by", publicID(t.sid)), slog.Any("sessions", ids))
+	}
+	return ids, err
+}
+
+// Logout ends the session behind token (and, with Config.LogoutEverywhere,
+// every other session of the same user). A later Validate of the token
+// returns a *RevokedError with ReasonLogout until the tombstone expires.
+func (e *Engine) Logout(ctx context.Context, token string) (err error) {
+	ctx, call := e.begin(ctx, OpLogout)
+	defer func() { call.end(err, 0) }()
+	others := ""
+	if e.cfg.LogoutEverywhere {
+		others = string(rune(codeLogoutEverywhere))
+	}
+	_, err = e.endByToken(ctx, OpLogout, token, modeLogout, others)
+	return err
+}
+
+// LogoutOthers is "sign out all other devices": it ends every session of the
+// token's user except the token's own, and returns their public IDs.
+func (e *Engine) LogoutOthers(ctx context.Context, token string) (ended []string, err error) {
+	ctx, call := e.begin(ctx, OpLogoutOthers)
+	defer func() { call.end(err, 0) }()
+	return e.endByToken(ctx, OpLogoutOthers, token, modeLogoutOthers, string(rune(codeLogoutOthers)))
+}
+
+// endUser runs the end script for one user without a token.
+func (e *Engine) endUser(ctx context.Context, op Op, userID, mode string, sid [sidLen]byte, code byte) ([]string, error) {
+	if err := checkUserID(userID); err != nil {
+		return nil, err
+	}
+	k := e.keysOf(userID)
+	now := e.nowMS(ctx)
+	tail := ms13(now) + string(zeroSID[:]) + encodeMeta("", "", userID)
+	reply, err := e.write(ctx, op, scriptEnd, k,
+		e.args(now, k, mode, string(sid[:]), "", "", tail, string(rune(code))))
+	if err != nil {
+		return nil, err
+	}
+	ids, err := endReply(op, reply)
+	if err == nil && len(ids) > 0 {
+		e.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "sessioncap sessions ended", slog.String("op", string(op)),
+			slog.String("user", userID), slog.Any("sessions", ids))
+	}
+	return ids, err
+}
+
+// Revoke ends one session of userID by its public ID, as from a "your
+// devices" page or an admin console. ErrNotFound if it is not live.
+func (e *Engine) Revoke(ctx context.Context, userID, sessionID string) (err error) {
+	ctx, call := e.begin(ctx, OpRevoke)
+	defer func() { call.end(err, 0) }()
+	sid, err := parsePublicID(sessionID)
+	if err != nil {
+		return err
+	}
+	ended, err := e.endUser(ctx, OpRevoke, userID, modeRevoke, sid, codeRevoked)
+	if err != nil {
+		return err
+	}
+	if len(ended) == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// LogoutAll ends every session of each given user (admin bulk logout) and
+// returns how many sessions it ended. Users are independent: each is one
+// script call in that user's slot, run concurrently; the first error is
+// returned after all calls finish, with the count of what did succeed.
+func (e *Engine) LogoutAll(ctx context.Context, userIDs ...string) (ended int, err error) {
+	ctx, call := e.begin(ctx, OpLogoutAll)
+	defer func() { call.end(err, 0) }()
+	for _, u := range userIDs {
+		if err := checkUserID(u); err != nil {
+			return 0, err
+		}
+	}
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		firstErr error
+		sem      = make(chan struct{}, 8)
+	)
+	for _, u := range userIDs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(u string) {
+			defer func() { <-sem; wg.Done() }()
+			ids, err := e.endUser(ctx, OpLogoutAll, u, modeLogoutAll, zeroSID, codeAdmin)
+			mu.Lock()
+			defer mu.Unlock()
+			ended += len(ids)
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}(u)
+	}
+	wg.Wait()
+	return ended, firstErr
+}

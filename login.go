@@ -1,0 +1,153 @@
+package sessioncap
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Meta describes a new session. IP and UserAgent are stored for the devices
+// list and eviction messages; longer values are cut to 64 and 512 bytes.
+// Values are the session's initial app data (64 KiB at most, encoded).
+type Meta struct {
+	IP        string
+	UserAgent string
+	Values    map[string]string
+}
+
+// LoginResult is what Login returns.
+type LoginResult struct {
+	// Token is the secret bearer token, for a cookie or an Authorization
+	// header. It is 87 URL-safe characters and is never stored in Redis.
+	Token string
+	// SessionID is the session's public ID (a UUID), safe to show and log.
+	SessionID string
+	// Evicted lists the public IDs of the sessions this login signed out.
+	Evicted []string
+	// Session is the new session, as Validate would return it.
+	Session *Session
+}
+
+// clip shortens s to at most n bytes without splitting a UTF-8 sequence.
+// Bytes that are not UTF-8 are kept as they are (a User-Agent header may
+// hold anything) and may be cut anywhere; clip never indexes before the
+// start of s, whatever the bytes.
+func clip(s string, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	if len(s) <= n {
+		return s
+	}
+	// s[n] is the first byte dropped. If it continues a sequence that
+	// starts at most UTFMax-1 bytes earlier, cut before that start.
+	cut := n
+	for i := 1; i < utf8.UTFMax && cut > 0 && !utf8.RuneStart(s[cut]); i++ {
+		cut--
+	}
+	if !utf8.RuneStart(s[cut]) {
+		cut = n // not part of a sequence: invalid bytes, cut at n
+	}
+	return s[:cut]
+}
+
+// limitFor asks the Limiter, if any, for the user's cap.
+func (e *Engine) limitFor(ctx context.Context, userID string) (int, error) {
+	if e.cfg.Limiter == nil {
+		return e.cfg.MaxSessions, nil
+	}
+	n, err := e.cfg.Limiter.Limit(ctx, userID)
+	if err != nil {
+		return 0, fmt.Errorf("sessioncap: limiter: %w", err)
+	}
+	switch {
+	case n == 0:
+		return e.cfg.MaxSessions, nil
+	case n < 0 && n != Unlimited:
+		return 0, fmt.Errorf("%w: limiter returned %d for a user", ErrInvalidConfig, n)
+	}
+	return n, nil
+}
+
+// The overflow policy as login.lua reads it (REJECT there).
+const (
+	evictAtCap  = "0"
+	rejectAtCap = "1"
+)
+
+// Login creates a session for userID and enforces the user's cap in the same
+// atomic step: one script call, one round trip. Under EvictOldest the oldest
+// sessions above the cap are signed out and listed in the result; under
+// RejectNew a full cap returns a *LimitError.
+func (e *Engine) Login(ctx context.Context, userID string, meta Meta) (res *LoginResult, err error) {
+	ctx, call := e.begin(ctx, OpLogin)
+	defer func() { call.end(err, evictedCount(res)) }()
+	if err := checkUserID(userID); err != nil {
+		return nil, err
+	}
+	values, err := encodeValues(meta.Values)
+	if err != nil {
+		return nil, err
+	}
+	limit, err := e.limitFor(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	digest := e.digest(userID)
+	k := keysFor(e.cfg.KeyPrefix, digest)
+	tok, err := newToken(digest)
+	if err != nil {
+		return nil, err
+	}
+	now := e.nowMS(ctx)
+	abs := now + e.cfg.AbsoluteTimeout.Milliseconds()
+	ip, ua := clip(meta.IP, maxIPLen), clip(meta.UserAgent, maxUALen)
+	m := encodeMeta(ip, ua, userID)
+	if len(m) > maxMetaLen {
+		return nil, fmt.Errorf("%w: metadata too large", ErrInvalidInput)
+	}
+	rec := liveRecord(tok.secretDigest(), now, abs, m, values)
+	sid := string(tok.sid[:])
+	now13 := ms13(now)
+	tail := now13 + sid + m
+	entry := string(rune(codeLogin)) + now13 + sid + string(zeroSID[:]) + m
+	reject := evictAtCap
+	if e.cfg.Overflow == RejectNew {
+		reject = rejectAtCap
+	}
+	exp := e.expiry(now, abs)
+	reply, err := e.run(ctx, OpLogin, scriptLogin, k,
+		e.args(now, k, sid, rec, strconv.Itoa(limit), reject, tail, entry, ms13(exp)))
+	if err != nil {
+		return nil, err
+	}
+	if status(reply) == statusFull {
+		sessions, err := e.parseList(string(OpLogin), reply, k)
+		if err != nil {
+			return nil, err
+		}
+		return nil, &LimitError{UserID: userID, Limit: limit, Sessions: sessions}
+	}
+	if status(reply) != statusOK {
+		return nil, unavailable(string(OpLogin), fmt.Errorf("unexpected login status %d", status(reply)))
+	}
+	res = &LoginResult{Token: tok.String(), SessionID: publicID(tok.sid)}
+	for i := 1; i < len(reply); i++ {
+		s, err := replyString(string(OpLogin), reply, i)
+		if err != nil || len(s) != sidLen {
+			return nil, unavailable(string(OpLogin), fmt.Errorf("bad evicted session ID in reply"))
+		}
+		res.Evicted = append(res.Evicted, publicID([sidLen]byte([]byte(s))))
+	}
+	sess, err := e.session(rec, tok.sid, k)
+	if err != nil {
+		return nil, unavailable(string(OpLogin), err)
+	}
+	res.Session = sess
+	e.touched.put(&tok.sid, now)
+	e.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "sessioncap login", slog.String("user", userID),
+		slog.String("session", res.SessionID), slog.Any("evicted", res.Evicted), slog.Int("limit", limit))
+	return res, nil
+}

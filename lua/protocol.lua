@@ -1,0 +1,33 @@
+-- The names the scripts share with the Go engine, prepended to every script
+-- (validate included) at compile time. Each constant has a Go twin of the
+-- same meaning, and protocol_test.go fails if the two ever disagree.
+--
+-- Reply statuses: the first item of a script's array reply.
+local STATUS_FULL = -1    -- login at the cap under RejectNew: {STATUS_FULL, sid, record, ...}
+local STATUS_NONE = 0     -- no such live session, or not this token's
+local STATUS_OK = 1       -- done: {STATUS_OK, results...}
+local STATUS_ENDED = 2    -- this token's session had ended: {STATUS_ENDED, tombstone}
+local STATUS_EXPIRED = 3  -- validate: the session timed out
+local STATUS_CONFLICT = 4 -- save: the values changed since they were read
+-- The first byte of a record says what it is: a live session, or the event
+-- code of the ending that left a tombstone. History entries start with
+-- their code too. Go passes the codes that vary by caller in ARGV.
+local KIND_LIVE = 76 -- 'L', compared as a byte
+local CODE_EVICTED = 'E'
+local CODE_LOGOUT = 'O'
+local CODE_REVOKED = 'V'
+local CODE_ROTATED = 'T'
+local CODE_EXPIRED = 'X'
+-- Record fields (see record.go), 1-based and inclusive where Go's offsets
+-- are 0-based and half open.
+local DIGEST_FROM, DIGEST_TO = 2, 17   -- secret digest
+local CREATED_FROM, CREATED_TO = 18, 30 -- created, 13-digit ms
+local LAST_FROM, LAST_TO = 31, 43      -- last seen
+local ABS_FROM, ABS_TO = 44, 56        -- absolute expiry
+local METALEN_FROM, METALEN_TO = 57, 60 -- meta length, 4 digits
+local META_FROM = 61                   -- meta, then the values
+-- Timestamps are 13-digit ms; an index entry (see keys.go) is a session ID
+-- and the session's expiry.
+local TS_FORMAT, TS_LEN = '%013d', 13
+local SID_LEN = 16
+local ENTRY_LEN = 29
