@@ -60,6 +60,10 @@ var (
 
 	// ErrInvalidConfig is returned by New for a Config that makes no sense.
 	ErrInvalidConfig = errors.New("sessioncap: invalid config")
+
+	// ErrLimiter is returned by Login when Config.Limiter fails; the error
+	// also matches the Limiter's own. No session was created.
+	ErrLimiter = errors.New("sessioncap: limiter failed")
 )
 
 // Reason says why a session ended.
@@ -153,3 +157,10 @@ func (e *unavailableError) Error() string {
 func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.cause} }
 
 func unavailable(op string, err error) error { return &unavailableError{op: op, cause: err} }
+
+// limiterError wraps a Limiter failure so that it matches both ErrLimiter
+// and the Limiter's own error.
+type limiterError struct{ cause error }
+
+func (e *limiterError) Error() string   { return "sessioncap: limiter failed: " + e.cause.Error() }
+func (e *limiterError) Unwrap() []error { return []error{ErrLimiter, e.cause} }

@@ -119,7 +119,7 @@ func FuzzUserKeys(f *testing.F) {
 var sentinels = []error{
 	ErrInvalidToken, ErrInvalidUserID, ErrInvalidSessionID, ErrInvalidInput,
 	ErrExpired, ErrEvicted, ErrRevoked, ErrLimitReached, ErrNotFound,
-	ErrConflict, ErrUnavailable, ErrInvalidConfig,
+	ErrConflict, ErrUnavailable, ErrInvalidConfig, ErrLimiter,
 }
 
 func isSentinel(err error) bool {
