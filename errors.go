@@ -67,6 +67,10 @@ var (
 	// happen on the primary; what is not guaranteed is that it survives a
 	// failover in the next moment. Retrying is safe.
 	ErrNotReplicated = errors.New("sessioncap: ending not acknowledged by enough replicas")
+
+	// ErrLimiter is returned by Login when Config.Limiter fails; the error
+	// also matches the Limiter's own. No session was created.
+	ErrLimiter = errors.New("sessioncap: limiter failed")
 )
 
 // Reason says why a session ended. The values are stable: they reach
@@ -195,3 +199,10 @@ func endingError(p parsed, sid [sidLen]byte) error {
 	}
 	return &RevokedError{e}
 }
+
+// limiterError wraps a Limiter failure so that it matches both ErrLimiter
+// and the Limiter's own error.
+type limiterError struct{ cause error }
+
+func (e *limiterError) Error() string   { return "sessioncap: limiter failed: " + e.cause.Error() }
+func (e *limiterError) Unwrap() []error { return []error{ErrLimiter, e.cause} }

@@ -126,7 +126,7 @@ func checkFuzzKeys(t *testing.T, digester, prefix, userID string, k userKeys) {
 var sentinels = []error{
 	ErrInvalidToken, ErrInvalidUserID, ErrInvalidSessionID, ErrInvalidInput,
 	ErrExpired, ErrEvicted, ErrRevoked, ErrLimitReached, ErrNotFound,
-	ErrConflict, ErrUnavailable, ErrInvalidConfig,
+	ErrConflict, ErrUnavailable, ErrInvalidConfig, ErrLimiter,
 }
 
 func isSentinel(err error) bool {

@@ -5,17 +5,23 @@ import (
 	"fmt"
 )
 
-// History returns up to limit of the user's history records, newest first,
-// skipping the newest offset ones (for paging). It is empty when
-// Config.HistoryLimit is 0. One round trip.
+// MaxHistoryPage is the largest limit History accepts: one page is one
+// LRANGE, and a bounded page keeps one call from holding Redis for long.
+const MaxHistoryPage = 10000
+
+// History returns up to limit (at most MaxHistoryPage) of the user's history
+// records, newest first, skipping the newest offset ones (for paging). It
+// reads what is stored, whatever this engine's Config.HistoryLimit: an
+// engine with history off writes none, but still reads the records another
+// engine on the same keys wrote. One round trip.
 func (e *Engine) History(ctx context.Context, userID string, offset, limit int) (events []Event, err error) {
 	ctx, call := e.begin(ctx, OpHistory)
 	defer func() { call.end(err, 0) }()
 	if err := checkUserID(userID); err != nil {
 		return nil, err
 	}
-	if offset < 0 || limit < 1 || limit > 10000 {
-		return nil, fmt.Errorf("%w: history offset %d, limit %d (1 to 10000)", ErrInvalidInput, offset, limit)
+	if offset < 0 || limit < 1 || limit > MaxHistoryPage {
+		return nil, fmt.Errorf("%w: history offset %d, limit %d (1 to %d)", ErrInvalidInput, offset, limit, MaxHistoryPage)
 	}
 	k := e.keysOf(userID)
 	raw, err := e.rdb.LRange(ctx, k.hist, int64(offset), int64(offset+limit-1)).Result()

@@ -15,6 +15,29 @@ type Meta struct {
 	IP        string
 	UserAgent string
 	Values    map[string]string
+	// Token, when set, is the new session's token, made beforehand by
+	// Engine.NewToken for this user. A Login that failed with
+	// ErrUnavailable may have run anyway (the reply was lost, or the
+	// deadline passed after the script ran); calling Login again with the
+	// same Token then finds the session the first call created instead of
+	// creating, and evicting for, another. The retried call reports no
+	// evictions: they were made, once, by the first. Empty: Login draws a
+	// fresh token.
+	Token string
+}
+
+// NewToken draws a token for a session of userID that does not exist yet,
+// to pass as Meta.Token so that Login can be retried safely. It does no
+// I/O; the token becomes valid only when a Login with it succeeds.
+func (e *Engine) NewToken(userID string) (string, error) {
+	if err := checkUserID(userID); err != nil {
+		return "", err
+	}
+	t, err := newToken(e.digest(userID))
+	if err != nil {
+		return "", err
+	}
+	return t.String(), nil
 }
 
 // LoginResult is what Login returns.
@@ -60,7 +83,7 @@ func (e *Engine) limitFor(ctx context.Context, userID string) (int, error) {
 	}
 	n, err := e.cfg.Limiter.Limit(ctx, userID)
 	if err != nil {
-		return 0, fmt.Errorf("sessioncap: limiter: %w", err)
+		return 0, &limiterError{cause: err}
 	}
 	switch {
 	case n == 0:
@@ -97,8 +120,15 @@ func (e *Engine) Login(ctx context.Context, userID string, meta Meta) (res *Logi
 	}
 	digest := e.digest(userID)
 	k := keysFor(e.cfg.KeyPrefix, digest)
-	tok, err := newToken(digest)
-	if err != nil {
+	var tok token
+	if meta.Token != "" {
+		// A token from NewToken: a resend of this Login finds the session
+		// its first attempt created (the script probes for the session ID)
+		// instead of creating, and evicting for, another.
+		if tok, err = parseToken(meta.Token); err != nil || tok.user != digest {
+			return nil, ErrInvalidToken
+		}
+	} else if tok, err = newToken(digest); err != nil {
 		return nil, err
 	}
 	now := e.nowMS(ctx)
