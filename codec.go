@@ -72,6 +72,15 @@ func encodeMeta(ip, ua, userID string) string {
 }
 
 func decodeMeta(m string) (ip, ua, userID string, err error) {
+	var rest string
+	if ip, ua, userID, rest, err = decodeMetaRest(m); err == nil && rest != "" {
+		err = errBadRecord
+	}
+	return
+}
+
+// decodeMetaRest decodes a meta at the start of m and returns what follows.
+func decodeMetaRest(m string) (ip, ua, userID, rest string, err error) {
 	if ip, m, err = readString(m); err != nil {
 		return
 	}
@@ -79,11 +88,8 @@ func decodeMeta(m string) (ip, ua, userID string, err error) {
 		return
 	}
 	ua = unpackUA(ua)
-	if userID, m, err = readString(m); err != nil {
+	if userID, rest, err = readString(m); err != nil {
 		return
-	}
-	if m != "" {
-		err = errBadRecord
 	}
 	return
 }

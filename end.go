@@ -76,14 +76,15 @@ func (e *Engine) LogoutOthers(ctx context.Context, token string) (ended []string
 	return e.endByToken(ctx, OpLogoutOthers, token, modeLogoutOthers, string(rune(codeLogoutOthers)))
 }
 
-// endUser runs the end script for one user without a token.
-func (e *Engine) endUser(ctx context.Context, op Op, userID, mode string, sid [sidLen]byte, code byte) ([]string, error) {
+// endUser runs the end script for one user without a token, recording
+// code as the reason and by as who acted.
+func (e *Engine) endUser(ctx context.Context, op Op, userID, mode string, sid [sidLen]byte, code byte, by Actor) ([]string, error) {
 	if err := checkUserID(userID); err != nil {
 		return nil, err
 	}
 	k := e.keysOf(userID)
 	now := e.nowMS(ctx)
-	tail := ms13(now) + string(zeroSID[:]) + encodeMeta("", "", userID)
+	tail := ms13(now) + by.tail(userID)
 	reply, err := e.write(ctx, op, scriptEnd, k,
 		e.args(now, k, mode, string(sid[:]), "", "", tail, string(rune(code))))
 	if err != nil {
@@ -92,21 +93,36 @@ func (e *Engine) endUser(ctx context.Context, op Op, userID, mode string, sid [s
 	ids, err := endReply(op, reply)
 	if err == nil && len(ids) > 0 {
 		e.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "sessioncap sessions ended", slog.String("op", string(op)),
-			slog.String("user", userID), slog.Any("sessions", ids))
+			slog.String("user", userID), slog.Any("sessions", ids), slog.String("reason", string(codeReasons[code])))
 	}
 	return ids, err
 }
 
 // Revoke ends one session of userID by its public ID, as from a "your
-// devices" page or an admin console. ErrNotFound if it is not live.
+// devices" page or an admin console. ErrNotFound if it is not live. The
+// ended device hears ReasonRevoked and no actor; RevokeWith says who acted.
 func (e *Engine) Revoke(ctx context.Context, userID, sessionID string) (err error) {
+	return e.RevokeWith(ctx, userID, sessionID, EndOptions{})
+}
+
+// RevokeWith is Revoke that records why (opts.Reason, default
+// ReasonRevoked) and who acted (opts.By): "revoked from Chrome on Linux",
+// or "signed out by support". A retry after a lost reply succeeds again.
+func (e *Engine) RevokeWith(ctx context.Context, userID, sessionID string, opts EndOptions) (err error) {
 	ctx, call := e.begin(ctx, OpRevoke)
 	defer func() { call.end(err, 0) }()
 	sid, err := parsePublicID(sessionID)
 	if err != nil {
 		return err
 	}
-	ended, err := e.endUser(ctx, OpRevoke, userID, modeRevoke, sid, codeRevoked)
+	code, err := opts.code(ReasonRevoked, revokeReasons)
+	if err != nil {
+		return err
+	}
+	if err := opts.By.check(userID); err != nil {
+		return err
+	}
+	ended, err := e.endUser(ctx, OpRevoke, userID, modeRevoke, sid, code, opts.By)
 	if err != nil {
 		return err
 	}
@@ -119,12 +135,28 @@ func (e *Engine) Revoke(ctx context.Context, userID, sessionID string) (err erro
 // LogoutAll ends every session of each given user (admin bulk logout) and
 // returns how many sessions it ended. Users are independent: each is one
 // script call in that user's slot, run concurrently; the first error is
-// returned after all calls finish, with the count of what did succeed.
+// returned after all calls finish, with the count of what did succeed. The
+// ended devices hear ReasonAdmin; LogoutAllWith says who acted and why.
 func (e *Engine) LogoutAll(ctx context.Context, userIDs ...string) (ended int, err error) {
+	return e.LogoutAllWith(ctx, EndOptions{}, userIDs...)
+}
+
+// LogoutAllWith is LogoutAll that records why (opts.Reason, default
+// ReasonAdmin) and who acted: an administrator (opts.By.Admin), or, for
+// one user, one of that user's sessions (opts.By.Session), as in "this
+// wasn't me: sign out everywhere" (ReasonSecurity).
+func (e *Engine) LogoutAllWith(ctx context.Context, opts EndOptions, userIDs ...string) (ended int, err error) {
 	ctx, call := e.begin(ctx, OpLogoutAll)
 	defer func() { call.end(err, 0) }()
+	code, err := opts.code(ReasonAdmin, logoutAllReasons)
+	if err != nil {
+		return 0, err
+	}
 	for _, u := range userIDs {
 		if err := checkUserID(u); err != nil {
+			return 0, err
+		}
+		if err := opts.By.check(u); err != nil {
 			return 0, err
 		}
 	}
@@ -139,7 +171,7 @@ func (e *Engine) LogoutAll(ctx context.Context, userIDs ...string) (ended int, e
 		sem <- struct{}{}
 		go func(u string) {
 			defer func() { <-sem; wg.Done() }()
-			ids, err := e.endUser(ctx, OpLogoutAll, u, modeLogoutAll, zeroSID, codeAdmin)
+			ids, err := e.endUser(ctx, OpLogoutAll, u, modeLogoutAll, zeroSID, code, opts.By)
 			mu.Lock()
 			defer mu.Unlock()
 			ended += len(ids)
@@ -150,4 +182,18 @@ func (e *Engine) LogoutAll(ctx context.Context, userIDs ...string) (ended int, e
 	}
 	wg.Wait()
 	return ended, firstErr
+}
+
+// LogoutOthersWith is LogoutOthers that records why: ReasonLogoutOthers
+// (the default), ReasonSecurity ("this wasn't me", from a device the user
+// trusts) or ReasonPasswordChange (after the password was changed on this
+// device). The token's session is the actor the ended devices are told of.
+func (e *Engine) LogoutOthersWith(ctx context.Context, token string, reason Reason) (ended []string, err error) {
+	ctx, call := e.begin(ctx, OpLogoutOthers)
+	defer func() { call.end(err, 0) }()
+	code, err := EndOptions{Reason: reason}.code(ReasonLogoutOthers, logoutOthersReasons)
+	if err != nil {
+		return nil, err
+	}
+	return e.endByToken(ctx, OpLogoutOthers, token, modeLogoutOthers, string(rune(code)))
 }

@@ -92,6 +92,17 @@ const (
 	ReasonExpired          Reason = "expired"           // idle or absolute timeout (history only)
 	ReasonRotated          Reason = "rotated"           // token rotated (history only)
 
+	// ReasonReplaced: at a full cap under RejectNew, a new sign-in chose
+	// this session to sign out in its place (Meta.Replace); By is the new
+	// sign-in. An *EvictedError, since the account signed in elsewhere.
+	ReasonReplaced Reason = "replaced"
+	// ReasonSecurity: ended as a security response, such as "this wasn't
+	// me: sign out everywhere" (Meta.SignOutOthers, LogoutOthersWith,
+	// LogoutAllWith, RevokeWith).
+	ReasonSecurity Reason = "security"
+	// ReasonPasswordChange: ended because the account's password changed.
+	ReasonPasswordChange Reason = "password-change"
+
 	// ReasonLimit is the old name of ReasonEvicted.
 	//
 	// Deprecated: use ReasonEvicted; a full cap evicts, it does not refuse.
@@ -119,10 +130,15 @@ type Ending struct {
 	SessionID string    // public ID of the session that ended
 	At        time.Time // when it ended
 	Reason    Reason    // why
-	// By is the session that caused the ending: the new sign-in for an
-	// eviction, the device that chose "sign out others" or logged out under
-	// LogoutEverywhere. Zero for admin logouts and revocations by ID.
+	// By is the session that acted: the new sign-in for an eviction or a
+	// replacement, the device that chose "sign out others", logged out
+	// under LogoutEverywhere, revoked this one from a devices page, or
+	// reported "this wasn't me". Zero when no session of the user acted.
 	By Device
+	// Admin names who acted when it was not one of the user's sessions:
+	// an administrator or the app itself, as the app named them
+	// (Actor.Admin). Empty otherwise.
+	Admin string
 }
 
 // EvictedError is returned by Validate (and any call that needs a live
@@ -194,7 +210,8 @@ func endingError(p parsed, sid [sidLen]byte) error {
 	if p.bySID != zeroSID {
 		e.By = Device{SessionID: publicID(p.bySID), IP: p.ip, UserAgent: p.ua}
 	}
-	if p.code == codeEvicted {
+	e.Admin = p.admin
+	if p.code == codeEvicted || p.code == codeReplaced {
 		return &EvictedError{e}
 	}
 	return &RevokedError{e}

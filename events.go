@@ -37,6 +37,13 @@ type Event struct {
 	// IP and UserAgent are those of the session the event is about.
 	IP        string
 	UserAgent string
+	// Actor is the device of the session that acted (By), with its IP and
+	// user agent, when one did; zero otherwise. Entries written before
+	// actors were recorded carry only By.
+	Actor Device
+	// Admin names who acted when it was not one of the user's sessions
+	// (Actor.Admin of LogoutAllWith, RevokeWith).
+	Admin string
 }
 
 // parseEvent decodes a history entry or a published message.
@@ -52,11 +59,11 @@ func parseEvent(userID, e string) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	ip, ua, _, err := decodeMeta(e[histMeta:])
+	ip, ua, _, rest, err := decodeMetaRest(e[histMeta:])
 	if err != nil {
 		return Event{}, err
 	}
-	return Event{
+	ev := Event{
 		UserID:    userID,
 		Type:      reason,
 		At:        fromMS(at),
@@ -64,7 +71,18 @@ func parseEvent(userID, e string) (Event, error) {
 		By:        publicID([sidLen]byte([]byte(e[histBy:histMeta]))),
 		IP:        ip,
 		UserAgent: ua,
-	}, nil
+	}
+	if rest != "" {
+		a, err := decodeActor(rest)
+		if err != nil {
+			return Event{}, err
+		}
+		if e[histBy:histMeta] != string(zeroSID[:]) {
+			ev.Actor = Device{SessionID: ev.By, IP: a.ip, UserAgent: a.ua}
+		}
+		ev.Admin = a.admin
+	}
+	return ev, nil
 }
 
 // Subscription delivers the live events of some users. Pub/Sub is

@@ -24,6 +24,19 @@ type Meta struct {
 	// evictions: they were made, once, by the first. Empty: Login draws a
 	// fresh token.
 	Token string
+	// Replace is the public ID of one of the user's live sessions that
+	// this sign-in ends in the same atomic step, before the cap is counted:
+	// the session the user chose to sign out at a full cap under RejectNew
+	// (a *LimitError lists them), or this device's previous session. The
+	// ended device hears ReasonReplaced, by this sign-in. A session that is
+	// no longer live is ignored.
+	Replace string
+	// SignOutOthers, when set, makes this sign-in end every other session
+	// of the user in the same atomic step, recording this reason:
+	// ReasonSecurity for "this wasn't me: sign out everywhere",
+	// ReasonPasswordChange after a password reset, or ReasonLogoutOthers.
+	// The ended devices hear it by this sign-in.
+	SignOutOthers Reason
 }
 
 // NewToken draws a token for a session of userID that does not exist yet,
@@ -47,8 +60,13 @@ type LoginResult struct {
 	Token string
 	// SessionID is the session's public ID (a UUID), safe to show and log.
 	SessionID string
-	// Evicted lists the public IDs of the sessions this login signed out.
+	// Evicted lists the public IDs of the sessions this login signed out:
+	// evicted for the cap, replaced (Meta.Replace) or signed out
+	// (Meta.SignOutOthers).
 	Evicted []string
+	// EvictedDevices describes the same sessions, in the same order, so the
+	// new device can say which devices it signed out.
+	EvictedDevices []Device
 	// Session is the new session, as Validate would return it.
 	Session *Session
 }
@@ -138,6 +156,21 @@ func (e *Engine) Login(ctx context.Context, userID string, meta Meta) (res *Logi
 	if len(m) > maxMetaLen {
 		return nil, fmt.Errorf("%w: metadata too large", ErrInvalidInput)
 	}
+	var replace, others string
+	if meta.Replace != "" {
+		r, err := parsePublicID(meta.Replace)
+		if err != nil {
+			return nil, err
+		}
+		replace = string(r[:])
+	}
+	if meta.SignOutOthers != "" {
+		c, err := EndOptions{Reason: meta.SignOutOthers}.code("", signOutReasons)
+		if err != nil {
+			return nil, err
+		}
+		others = string(rune(c))
+	}
 	rec := liveRecord(tok.secretDigest(), now, abs, m, values)
 	sid := string(tok.sid[:])
 	now13 := ms13(now)
@@ -149,7 +182,7 @@ func (e *Engine) Login(ctx context.Context, userID string, meta Meta) (res *Logi
 	}
 	exp := e.expiry(now, abs)
 	reply, err := e.run(ctx, OpLogin, scriptLogin, k,
-		e.args(now, k, sid, rec, strconv.Itoa(limit), reject, tail, entry, ms13(exp)))
+		e.args(now, k, sid, rec, strconv.Itoa(limit), reject, tail, entry, ms13(exp), replace, others))
 	if err != nil {
 		return nil, err
 	}
@@ -164,12 +197,23 @@ func (e *Engine) Login(ctx context.Context, userID string, meta Meta) (res *Logi
 		return nil, unavailable(string(OpLogin), fmt.Errorf("unexpected login status %d", status(reply)))
 	}
 	res = &LoginResult{Token: tok.String(), SessionID: publicID(tok.sid)}
-	for i := 1; i < len(reply); i++ {
+	// The ended sessions come as pairs: raw ID, meta.
+	for i := 1; i < len(reply); i += 2 {
 		s, err := replyString(string(OpLogin), reply, i)
 		if err != nil || len(s) != sidLen {
 			return nil, unavailable(string(OpLogin), fmt.Errorf("bad evicted session ID in reply"))
 		}
-		res.Evicted = append(res.Evicted, publicID([sidLen]byte([]byte(s))))
+		m, err := replyString(string(OpLogin), reply, i+1)
+		if err != nil {
+			return nil, err
+		}
+		ip, ua, _, err := decodeMeta(m)
+		if err != nil {
+			return nil, unavailable(string(OpLogin), err)
+		}
+		id := publicID([sidLen]byte([]byte(s)))
+		res.Evicted = append(res.Evicted, id)
+		res.EvictedDevices = append(res.EvictedDevices, Device{SessionID: id, IP: ip, UserAgent: ua})
 	}
 	sess, err := e.session(rec, tok.sid, k)
 	if err != nil {

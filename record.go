@@ -26,16 +26,20 @@ import (
 //	[0]       code ('L' is never a tombstone code)
 //	[1:17]    the ended session's secret digest, so only its holder reads it
 //	[17:30]   when it ended, ms
-//	[30:46]   the public ID of the session that caused it, or 16 zero bytes
-//	[46:]     meta of the causing session (or of nobody, with the user ID)
+//	[30:46]   the public ID of the session that acted, or 16 zero bytes
+//	[46:]     who acted: the acting session's meta (or empty IP and user
+//	          agent with the user ID), then, when an administrator or the
+//	          app acted, a uvarint-prefixed name for them (the "actor")
 //
 // History entry and published event:
 //
 //	[0]       code
 //	[1:14]    when, ms
 //	[14:30]   session ID
-//	[30:46]   causing session ID, or zeros
-//	[46:]     meta of the session the entry is about
+//	[30:46]   acting session ID, or zeros
+//	[46:]     meta of the session the entry is about, then, for an ending,
+//	          the actor as in a tombstone (entries written before the actor
+//	          was recorded end with the meta)
 const (
 	kindLive     = 'L'
 	offDigest    = 1
@@ -76,6 +80,9 @@ const (
 	codeRevoked          = 'V'
 	codeRotated          = 'T'
 	codeExpired          = 'X'
+	codeReplaced         = 'R'
+	codeSecurity         = 'S'
+	codePasswordChange   = 'P'
 )
 
 var codeReasons = map[byte]EventType{
@@ -88,6 +95,52 @@ var codeReasons = map[byte]EventType{
 	codeRevoked:          ReasonRevoked,
 	codeRotated:          ReasonRotated,
 	codeExpired:          ReasonExpired,
+	codeReplaced:         ReasonReplaced,
+	codeSecurity:         ReasonSecurity,
+	codePasswordChange:   ReasonPasswordChange,
+}
+
+// reasonCodes is codeReasons the other way round.
+var reasonCodes = func() map[Reason]byte {
+	m := make(map[Reason]byte, len(codeReasons))
+	for c, r := range codeReasons {
+		m[r] = c
+	}
+	return m
+}()
+
+// actor is who ended a session, as a tombstone and a history entry store
+// it after the fixed part.
+type actor struct {
+	ip, ua, userID string // the acting session's meta, or the ended user's ID
+	admin          string // the name an administrator or the app gave
+}
+
+// encodeActor builds what follows the acting session's ID in a tombstone
+// tail: its meta, then the admin name when there is one.
+func encodeActor(ip, ua, userID, admin string) string {
+	m := encodeMeta(ip, ua, userID)
+	if admin == "" {
+		return m
+	}
+	return string(appendString([]byte(m), admin))
+}
+
+// decodeActor reads encodeActor's output.
+func decodeActor(s string) (a actor, err error) {
+	if a.ip, a.ua, a.userID, s, err = decodeMetaRest(s); err != nil {
+		return a, err
+	}
+	if s == "" {
+		return a, nil
+	}
+	if a.admin, s, err = readString(s); err != nil {
+		return a, err
+	}
+	if s != "" {
+		return a, errBadRecord
+	}
+	return a, nil
 }
 
 // errBadRecord is the cause wrapped in ErrUnavailable when Redis hands back
@@ -122,6 +175,7 @@ type parsed struct {
 	// tombstone
 	at    int64
 	bySID [sidLen]byte
+	admin string
 }
 
 func parseRecord(r string) (parsed, error) {
@@ -167,8 +221,10 @@ func parseRecord(r string) (parsed, error) {
 		return p, err
 	}
 	copy(p.bySID[:], r[tombBy:tombMeta])
-	if p.ip, p.ua, p.userID, err = decodeMeta(r[tombMeta:]); err != nil {
+	a, err := decodeActor(r[tombMeta:])
+	if err != nil {
 		return p, err
 	}
+	p.ip, p.ua, p.userID, p.admin = a.ip, a.ua, a.userID, a.admin
 	return p, nil
 }

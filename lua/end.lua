@@ -8,9 +8,10 @@ local mode = ARGV[8]      -- one of the modes above
 local sid = ARGV[9]       -- this session, or the one to revoke
 local digest = ARGV[10]   -- this token's secret digest (token-checked modes)
 local otherCode = ARGV[11] -- code for the other sessions ('' ends none)
-local adminTail = ARGV[12] -- tombstone tail for MODE_REVOKE and MODE_LOGOUT_ALL:
-                           -- time, no causing session, meta with the user ID
-local adminCode = ARGV[13] -- code for MODE_REVOKE and MODE_LOGOUT_ALL
+local actorTail = ARGV[12] -- tombstone tail for MODE_REVOKE and MODE_LOGOUT_ALL:
+                           -- time, the acting session's ID (or zeros), then who
+                           -- acted: its meta, or the user ID's, and an admin name
+local actorCode = ARGV[13] -- code for MODE_REVOKE and MODE_LOGOUT_ALL (the reason)
 -- Reply: {STATUS_OK, ended IDs...}, {STATUS_NONE} (no such live session or
 -- not this token), or {STATUS_ENDED, tombstone} (this token's session had
 -- already ended otherwise).
@@ -27,7 +28,7 @@ if mode ~= MODE_LOGOUT_ALL then
     if mode == MODE_LOGOUT and code == CODE_LOGOUT and sub(mine, DIGEST_FROM, DIGEST_TO) == digest then
       return ended
     end
-    if mode == MODE_REVOKE and code == CODE_REVOKED then
+    if mode == MODE_REVOKE and code == actorCode then
       ended[2] = sid
       return ended
     end
@@ -66,7 +67,7 @@ if byToken then
   end
 else
   for i = 1, #l do
-    if mode == MODE_LOGOUT_ALL or l[i][1] == sid then stop(l[i], adminCode) else keep[#keep + 1] = l[i] end
+    if mode == MODE_LOGOUT_ALL or l[i][1] == sid then stop(l[i], actorCode) else keep[#keep + 1] = l[i] end
   end
 end
 -- Read the records of the others; this session's came with the index.
@@ -76,7 +77,7 @@ for k = 1, #victims do
 end
 local recs = records(others)
 local j = 0
-local tail, by = adminTail, zeros
+local tail, by = actorTail, sub(actorTail, TAIL_BY_FROM, TAIL_BY_TO)
 if byToken then tail, by = now13 .. sid .. meta(mine), sid end
 for k = 1, #victims do
   local s, r = victims[k][1], mine

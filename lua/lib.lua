@@ -141,7 +141,9 @@ local function finish(sid, r, code, tail, by)
   writes[#writes + 1] = code .. sub(r, DIGEST_FROM, DIGEST_TO) .. tail
   if not tombEntry then tombEntry = string.format(TS_FORMAT, now + tonumber(tombTTL)) end
   tombs[#tombs + 1] = sid .. tombEntry
-  if recording then event(code .. now13 .. sid .. by .. meta(r)) end
+  -- The history entry carries who acted after the ended session's meta,
+  -- as the tombstone does.
+  if recording then event(code .. now13 .. sid .. by .. meta(r) .. sub(tail, TAIL_ACTOR_FROM)) end
 end
 
 -- The end of every script that changed sessions: write the new index

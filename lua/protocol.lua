@@ -18,6 +18,7 @@ local CODE_LOGOUT = 'O'
 local CODE_REVOKED = 'V'
 local CODE_ROTATED = 'T'
 local CODE_EXPIRED = 'X'
+local CODE_REPLACED = 'R'
 -- Record fields (see record.go), 1-based and inclusive where Go's offsets
 -- are 0-based and half open.
 local DIGEST_FROM, DIGEST_TO = 2, 17   -- secret digest
@@ -29,5 +30,9 @@ local META_FROM = 61                   -- meta, then the values
 -- Timestamps are 13-digit ms; an index entry (see keys.go) is a session ID
 -- and the session's expiry.
 local TS_FORMAT, TS_LEN = '%013d', 13
+-- A tombstone tail (what follows the code and the secret digest): when the
+-- session ended, the acting session's ID (or zeros), then who acted.
+local TAIL_BY_FROM, TAIL_BY_TO = 14, 29
+local TAIL_ACTOR_FROM = 30
 local SID_LEN = 16
 local ENTRY_LEN = 29
