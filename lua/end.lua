@@ -52,7 +52,7 @@ if byToken then
     if l[i][1] == sid then found = true end
   end
   if not found then -- it had just expired
-    done(l, false)
+    done(l, false, true)
     return {STATUS_NONE}
   end
   for i = 1, #l do
@@ -90,5 +90,5 @@ for k = 1, #victims do
     ended[#ended + 1] = s
   end
 end
-done(keep, false)
+done(keep, false, true)
 return ended

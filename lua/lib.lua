@@ -46,26 +46,35 @@ local function expiry(r)
   return abs
 end
 
+-- Events are queued and reach history and subscribers only after the
+-- call's own writes succeeded (flush), so a call that fails at its first
+-- write has told nobody anything.
 local function event(e)
-  if histLimit ~= 0 then hist[#hist + 1] = e end
-  if pubCmd ~= '' then redis.call(pubCmd, channel, e) end
+  hist[#hist + 1] = e
 end
 
-local function flush()
+-- flush writes the queued events to the history list (unless keepHistory
+-- is false: Redis is out of memory) and publishes them.
+local function flush(keepHistory)
   local n = #hist
   if n == 0 then return end
-  for i = 1, n, 200 do
-    redis.call('LPUSH', H, unpack(hist, i, math.min(i + 199, n)))
+  if histLimit ~= 0 and keepHistory then
+    for i = 1, n, 200 do
+      redis.call('LPUSH', H, unpack(hist, i, math.min(i + 199, n)))
+    end
+    if histLimit > 0 then redis.call('LTRIM', H, 0, histLimit - 1) end
+    redis.call('PEXPIRE', H, histTTL)
   end
-  if histLimit > 0 then redis.call('LTRIM', H, 0, histLimit - 1) end
-  redis.call('PEXPIRE', H, histTTL)
+  if pubCmd ~= '' then
+    for i = 1, n do redis.call(pubCmd, channel, hist[i]) end
+  end
 end
 
 -- Run cmd on key with the items of list as trailing arguments, 200 at a
 -- time (unpack has a stack limit), appending the replies to out if given.
-local function batch(cmd, key, list, out)
+local function batch(cmd, key, list, out, from)
   local n = #list
-  for i = 1, n, 200 do
+  for i = from or 1, n, 200 do
     local r = redis.call(cmd, key, unpack(list, i, math.min(i + 199, n)))
     if out then
       for j = 1, #r do out[#out + 1] = r[j] end
@@ -85,6 +94,7 @@ local tix = ''    -- the tombstone index as read
 local tombs = {}  -- tombstone entries this call adds
 local tombEntry   -- the expiry part of those, built once
 local liveRead = 0
+local endedHere = {} -- sessions this call ended (finish), for an out-of-memory ending
 
 -- Live sessions, oldest first, as {sid, expiry, entry}. Read-only: sessions
 -- whose time is up are queued for removal (the index heals at done()), and
@@ -141,9 +151,15 @@ local function finish(sid, r, code, tail, by)
   writes[#writes + 1] = code .. sub(r, DIGEST_FROM, DIGEST_TO) .. tail
   if not tombEntry then tombEntry = string.format(TS_FORMAT, now + tonumber(tombTTL)) end
   tombs[#tombs + 1] = sid .. tombEntry
+  endedHere[#endedHere + 1] = sid
   -- The history entry carries who acted after the ended session's meta,
   -- as the tombstone does.
   if recording then event(code .. now13 .. sid .. by .. meta(r) .. sub(tail, TAIL_ACTOR_FROM)) end
+end
+
+-- isOOM tells Redis's out-of-memory refusal from other errors.
+local function isOOM(r)
+  return type(r) == 'table' and r.err and string.find(r.err, 'OOM', 1, true) == 1
 end
 
 -- The end of every script that changed sessions: write the new index
@@ -151,7 +167,17 @@ end
 -- its last live session and its newest tombstone), then remove. keep is the
 -- live list that remains, in sign-in order; changed says it differs from
 -- what live() read even if no entry was dropped (a login added one).
-local function done(keep, changed)
+--
+-- Under maxmemory with noeviction, Redis refuses every command that may
+-- grow memory (HSET, LPUSH) and still runs deletions. The first write is
+-- tried with pcall: if Redis refuses it for memory and mayShrink is set (an
+-- ending: the sessions must stop being valid even if the why is lost), the
+-- records of the sessions this call ended, and whatever was already dead,
+-- are deleted instead. Their index entries stay until a later call heals
+-- them; an entry without a record validates nowhere and is dropped when
+-- met. Otherwise (a sign-in, a save, a rotation) the refusal is the call's
+-- error, and nothing was written.
+local function done(keep, changed, mayShrink)
   local maxLive = 0
   for k = 1, #keep do
     if keep[k][2] > maxLive then maxLive = keep[k][2] end
@@ -188,11 +214,22 @@ local function done(keep, changed)
   elseif n >= ENTRY_LEN then
     maxTomb = tonumber(sub(tix, -TS_LEN)) or 0
   end
-  if #writes > 0 then batch('HSET', D, writes) end
+  if #writes > 0 then
+    local first = redis.pcall('HSET', D, unpack(writes, 1, math.min(200, #writes)))
+    if isOOM(first) and mayShrink then
+      for k = 1, #endedHere do dead[#dead + 1] = endedHere[k] end
+      if #dead > 0 then batch('HDEL', D, dead) end
+      flush(false)
+      return
+    elseif type(first) == 'table' and first.err then
+      return error(first)
+    end
+    batch('HSET', D, writes, nil, 201)
+  end
   local m = math.max(maxLive, maxTomb)
   -- Whatever is written lives at least a moment, never forever.
   if #writes > 0 and m <= now then m = now + 1 end
   if m > now and (#writes > 0 or #dead > 0) then redis.call('PEXPIRE', D, m - now) end
   if #dead > 0 then batch('HDEL', D, dead) end
-  flush()
+  flush(true)
 end

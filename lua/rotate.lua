@@ -15,5 +15,5 @@ if expiry(r) <= now then return {STATUS_NONE} end
 -- The kind byte, the new digest, then the record as it was.
 redis.call('HSET', D, sid, sub(r, 1, DIGEST_FROM - 1) .. newDigest .. sub(r, CREATED_FROM))
 event(CODE_ROTATED .. now13 .. sid .. zeros .. meta(r))
-flush()
+flush(true)
 return {STATUS_OK}

@@ -14,5 +14,5 @@ end
 for i = 1, #l do
   if recs[i] and string.byte(recs[i], 1) == KIND_LIVE then keep[#keep + 1] = l[i] end
 end
-done(keep, false)
+done(keep, false, true)
 return out

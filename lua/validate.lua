@@ -31,22 +31,31 @@ elseif abs <= now then
   return {STATUS_EXPIRED}
 end
 if now - last >= tonumber(touchMS) then
-  r = sub(r, 1, CREATED_TO) .. now13 .. sub(r, ABS_FROM)
+  local fresh = sub(r, 1, CREATED_TO) .. now13 .. sub(r, ABS_FROM)
   -- Sliding expiry never passes the absolute timeout.
   local e = abs
   if idle > 0 and now + idle < abs then e = now + idle end
   -- The live index ('i', see lib.lua) carries each session's expiry, so a
   -- login can tell live from expired without reading records: move ours.
   local idx = redis.call('HGET', D, 'i') or ''
+  local w
   for p = 1, #idx - ENTRY_LEN + 1, ENTRY_LEN do
     if sub(idx, p, p + SID_LEN - 1) == sid then
       idx = sub(idx, 1, p + SID_LEN - 1) .. string.format(TS_FORMAT, e) .. sub(idx, p + ENTRY_LEN)
-      redis.call('HSET', D, sid, r, 'i', idx)
-      idx = nil
+      w = redis.pcall('HSET', D, sid, fresh, 'i', idx)
       break
     end
   end
-  if idx then redis.call('HSET', D, sid, r) end
+  if not w then w = redis.pcall('HSET', D, sid, fresh) end
+  if type(w) == 'table' and w.err then
+    -- Out of memory (noeviction): the refresh is not written, and the
+    -- session is still answered as valid, with its stored last-seen time,
+    -- so the engine does not believe a refresh happened. Any other error
+    -- is the call's.
+    if string.find(w.err, 'OOM', 1, true) == 1 then return r end
+    return error(w)
+  end
   redis.call('PEXPIRE', D, e - now, 'GT')
+  return fresh
 end
 return r
