@@ -69,6 +69,8 @@ const (
 	DefaultUpdateAttempts  = 8
 	DefaultTouchCacheSize  = 1 << 16
 	DefaultClockSync       = 10 * time.Second
+	DefaultMaxTombstones   = 16
+	MaxMaxTombstones       = 10000
 )
 
 // Config configures an Engine. The zero value is usable: New fills every
@@ -120,10 +122,19 @@ type Config struct {
 	// TombstoneTTL is how long an ended session stays readable as the reason
 	// it ended (EvictedError, RevokedError) before Validate reports
 	// ErrExpired instead. Default 24 hours, so a device that comes back the
-	// next day still learns why it was signed out. A user keeps the 16
-	// newest tombstones at most (older ones then read as ErrExpired), so
-	// signing in thousands of times a day cannot grow one key without bound.
+	// next day still learns why it was signed out. A user keeps the
+	// MaxTombstones newest at most.
 	TombstoneTTL time.Duration
+
+	// MaxTombstones is how many ended sessions per user stay readable as
+	// the reason they ended, at most: the oldest go first (a device coming
+	// back after that hears ErrExpired), so a user signing in thousands of
+	// times a day cannot grow one key without bound. A single LogoutAll or
+	// LogoutOthers keeps all of its own until the next call trims them.
+	// Default 16, which explains every device a household or a small team
+	// shares; at most MaxMaxTombstones. Each costs about 110 bytes plus the
+	// acting device's IP and user agent.
+	MaxTombstones int
 
 	// LogoutEverywhere makes Logout on one device end all of that user's
 	// sessions, like django-single-session's LOGOUT_ALL_SESSIONS. Default
@@ -291,6 +302,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.MaxTombstones == 0 {
+		c.MaxTombstones = DefaultMaxTombstones
+	}
+	if c.MaxTombstones < 0 || c.MaxTombstones > MaxMaxTombstones {
+		return bad("MaxTombstones %d is not between 1 and %d", c.MaxTombstones, MaxMaxTombstones)
 	}
 	if c.ClockSync == 0 {
 		c.ClockSync = DefaultClockSync

@@ -48,7 +48,6 @@ var luaTwins = map[string]any{
 	"TAIL_ACTOR_FROM": tombMeta - tombAt + 1,
 	"SID_LEN":         sidLen,
 	"ENTRY_LEN":       indexEntryLen,
-	"MAX_TOMBSTONES":  maxTombstones,
 
 	"REJECT":             rejectAtCap,
 	"MODE_LOGOUT":        modeLogout,

@@ -64,9 +64,9 @@ const (
 	maxValuesLen = 64 << 10
 	maxMetaLen   = 9999
 	maxTimestamp = 9999999999999 // 13 digits: the year 2286
-	// maxTombstones is how many tombstones one user keeps at most
-	// (MAX_TOMBSTONES in lua/lib.lua).
-	maxTombstones = 16
+	// maxTombstones is the default of Config.MaxTombstones, as the tests
+	// use it.
+	maxTombstones = DefaultMaxTombstones
 	// indexEntryLen is the width of an entry of a user's live and
 	// tombstone indexes (see keys.go), which only the scripts read: a
 	// session ID and its expiry.

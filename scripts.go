@@ -53,8 +53,8 @@ const (
 
 // args builds the ARGV common to every script, followed by extra.
 func (e *Engine) args(now int64, k userKeys, extra ...any) []any {
-	a := make([]any, 0, 7+len(extra))
-	a = append(a, ms13(now), e.idleArg, e.histLimitArg, e.histTTLArg, e.pubArg, k.channel, e.tombTTLArg)
+	a := make([]any, 0, 8+len(extra))
+	a = append(a, ms13(now), e.idleArg, e.histLimitArg, e.histTTLArg, e.pubArg, k.channel, e.tombTTLArg, e.maxTombsArg)
 	return append(a, extra...)
 }
 

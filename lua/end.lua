@@ -4,14 +4,14 @@ local MODE_LOGOUT = 's'        -- this session (token-checked); with otherCode e
 local MODE_LOGOUT_OTHERS = 'o' -- every session but this one (token-checked)
 local MODE_REVOKE = 'i'        -- one session by ID, no token
 local MODE_LOGOUT_ALL = 'a'    -- every session of the user, no token
-local mode = ARGV[8]      -- one of the modes above
-local sid = ARGV[9]       -- this session, or the one to revoke
-local digest = ARGV[10]   -- this token's secret digest (token-checked modes)
-local otherCode = ARGV[11] -- code for the other sessions ('' ends none)
-local actorTail = ARGV[12] -- tombstone tail for MODE_REVOKE and MODE_LOGOUT_ALL:
+local mode = ARGV[9]      -- one of the modes above
+local sid = ARGV[10]       -- this session, or the one to revoke
+local digest = ARGV[11]   -- this token's secret digest (token-checked modes)
+local otherCode = ARGV[12] -- code for the other sessions ('' ends none)
+local actorTail = ARGV[13] -- tombstone tail for MODE_REVOKE and MODE_LOGOUT_ALL:
                            -- time, the acting session's ID (or zeros), then who
                            -- acted: its meta, or the user ID's, and an admin name
-local actorCode = ARGV[13] -- code for MODE_REVOKE and MODE_LOGOUT_ALL (the reason)
+local actorCode = ARGV[14] -- code for MODE_REVOKE and MODE_LOGOUT_ALL (the reason)
 -- Reply: {STATUS_OK, ended IDs...}, {STATUS_NONE} (no such live session or
 -- not this token), or {STATUS_ENDED, tombstone} (this token's session had
 -- already ended otherwise).

@@ -1,6 +1,6 @@
 -- Prelude shared by every sessioncap script but validate (prepended at
 -- compile time, after protocol.lua). KEYS and ARGV 1..7 are common to those
--- scripts and named here; script-specific arguments start at ARGV[8].
+-- scripts and named here; script-specific arguments start at ARGV[9].
 --
 -- One key holds all of a user's sessions (see keys.go): the records, and two
 -- index fields, 'i' (live sessions in sign-in order) and 't' (tombstones in
@@ -21,15 +21,12 @@ local histTTL = ARGV[4]    -- history TTL ms
 local pubCmd = ARGV[5]     -- PUBLISH, SPUBLISH, or '' for no events
 local channel = ARGV[6]    -- the user's event channel
 local tombTTL = ARGV[7]    -- tombstone TTL ms
+local maxTombs = tonumber(ARGV[8]) -- tombstones kept per user at most
 -- Whether endings are recorded at all: when not, no event string is built.
 local recording = histLimit ~= 0 or pubCmd ~= ''
 local zeros = string.rep('\0', SID_LEN) -- no session: the causing ID of an admin ending
 local hist = {}
 local sub = string.sub
--- Tombstones kept per user at most: the oldest go first (they then read as
--- expired), so a user signing in thousands of times a day cannot grow one
--- key without bound. A single bulk ending keeps all of its own.
-local MAX_TOMBSTONES = 16
 
 -- A record's meta: IP, user agent and user ID (see record.go).
 local function meta(r)
@@ -193,11 +190,13 @@ local function done(keep, changed, mayShrink)
     end
   end
   -- Tombstones were appended in time order: drop from the front those
-  -- whose time is up, and the oldest beyond MAX_TOMBSTONES.
+  -- whose time is up, and the oldest beyond maxTombs (Config.MaxTombstones),
+  -- so a user signing in thousands of times a day cannot grow one key
+  -- without bound; those then read as expired.
   local p, n, total = 1, #tix, #tix / ENTRY_LEN + #tombs
   while p <= n do
     local e = tonumber(sub(tix, p + SID_LEN, p + ENTRY_LEN - 1))
-    if e and e > now and total <= MAX_TOMBSTONES then break end
+    if e and e > now and total <= maxTombs then break end
     dead[#dead + 1] = sub(tix, p, p + SID_LEN - 1)
     p, total = p + ENTRY_LEN, total - 1
   end

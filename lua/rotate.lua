@@ -1,8 +1,8 @@
 -- Rotate: a new secret for a live session; the old token stops working at
 -- once.
-local sid = ARGV[8]       -- the session's ID
-local oldDigest = ARGV[9] -- the digest of the secret the caller holds
-local newDigest = ARGV[10] -- the digest of the new secret
+local sid = ARGV[9]       -- the session's ID
+local oldDigest = ARGV[10] -- the digest of the secret the caller holds
+local newDigest = ARGV[11] -- the digest of the new secret
 local r = redis.call('HGET', D, sid)
 -- A retried Rotate (go-redis resends after a lost reply) finds the new
 -- digest already in place: the same new token is then the right answer.
