@@ -95,6 +95,10 @@ func readsFromReplicas(client redis.UniversalClient) bool {
 // Config returns the engine's configuration with defaults filled in.
 func (e *Engine) Config() Config { return e.cfg }
 
+// idleMS is Config.IdleTimeout in ms, 0 when off: what new and refreshed
+// records are written under.
+func (e *Engine) idleMS() int64 { return max(0, e.cfg.IdleTimeout.Milliseconds()) }
+
 // nowMS is the time every decision uses, in ms: Redis's clock (see
 // clock.go), or Config.Now when the caller set one.
 func (e *Engine) nowMS(ctx context.Context) int64 {

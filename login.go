@@ -171,7 +171,7 @@ func (e *Engine) Login(ctx context.Context, userID string, meta Meta) (res *Logi
 		}
 		others = string(rune(c))
 	}
-	rec := liveRecord(tok.secretDigest(), now, abs, m, values)
+	rec := liveRecord(tok.secretDigest(), now, abs, e.idleMS(), m, values)
 	sid := string(tok.sid[:])
 	now13 := ms13(now)
 	tail := now13 + sid + m
@@ -180,7 +180,7 @@ func (e *Engine) Login(ctx context.Context, userID string, meta Meta) (res *Logi
 	if e.cfg.Overflow == RejectNew {
 		reject = rejectAtCap
 	}
-	exp := e.expiry(now, abs)
+	exp := expiry(now, abs, e.idleMS())
 	reply, err := e.run(ctx, OpLogin, scriptLogin, k,
 		e.args(now, k, sid, rec, strconv.Itoa(limit), reject, tail, entry, ms13(exp), replace, others))
 	if err != nil {

@@ -10,20 +10,30 @@ import (
 // only ever slice at constant offsets and compare: no JSON, no parsing of
 // variable fields in Lua, where string handling is what costs time.
 //
-// Live session (kind 'L'):
+// Live session, format 2 (its first byte is the format, a digit; a
+// tombstone's is a letter):
 //
-//	[0]       'L'
+//	[0]       '2'
 //	[1:17]    SHA-256(secret)[:16]   (the secret itself is never stored)
 //	[17:30]   created, ms since epoch, 13 decimal digits
 //	[30:43]   last seen, ms, 13 digits
 //	[43:56]   absolute expiry, ms, 13 digits
-//	[56:60]   meta length m, 4 decimal digits
-//	[60:60+m] meta: uvarint-prefixed IP, user agent, user ID
-//	[60+m:]   values: uvarint count, then uvarint-prefixed key and value pairs
+//	[56:69]   the idle timeout in force when the record was last written,
+//	          ms, 13 digits (0: none): the session's idle deadline is
+//	          decided when it is written, so a later change of
+//	          Config.IdleTimeout cannot revive a session that had expired
+//	[69:73]   meta length m, 4 decimal digits
+//	[73:73+m] meta: uvarint-prefixed IP, user agent, user ID
+//	[73+m:]   values: uvarint count, then uvarint-prefixed key and value pairs
+//
+// Format 1 ('L', before the idle timeout was stored, and before a user's
+// index lived inside its hash) is not read: such a session reads as
+// expired, and its holder signs in again. The next change of the live
+// format takes the next digit and can read both.
 //
 // Ended session (tombstone; kind is the event code of the ending):
 //
-//	[0]       code ('L' is never a tombstone code)
+//	[0]       code (a letter)
 //	[1:17]    the ended session's secret digest, so only its holder reads it
 //	[17:30]   when it ended, ms
 //	[30:46]   the public ID of the session that acted, or 16 zero bytes
@@ -41,13 +51,15 @@ import (
 //	          the actor as in a tombstone (entries written before the actor
 //	          was recorded end with the meta)
 const (
-	kindLive     = 'L'
+	kindLive     = '2'
+	kindLiveV1   = 'L'
 	offDigest    = 1
 	offCreated   = 17
 	offLast      = 30
 	offAbs       = 43
-	offMetaLen   = 56
-	offMeta      = 60
+	offIdle      = 56
+	offMetaLen   = 69
+	offMeta      = 73
 	tsLen        = 13
 	headerLen    = offMeta
 	tombAt       = 17
@@ -147,8 +159,12 @@ func decodeActor(s string) (a actor, err error) {
 // bytes that are not a record sessioncap wrote.
 var errBadRecord = errors.New("malformed record in redis")
 
+// errOldFormat is a record of a format this version no longer reads (see
+// the layout above): the session reads as expired.
+var errOldFormat = errors.New("record of an older format")
+
 // liveRecord builds a new session's record.
-func liveRecord(digest string, created, abs int64, meta, values string) string {
+func liveRecord(digest string, created, abs, idle int64, meta, values string) string {
 	b := make([]byte, 0, headerLen+len(meta)+len(values))
 	b = append(b, kindLive)
 	b = append(b, digest...)
@@ -156,6 +172,7 @@ func liveRecord(digest string, created, abs int64, meta, values string) string {
 	b = append(b, c...)
 	b = append(b, c...)
 	b = append(b, ms13(abs)...)
+	b = append(b, ms13(idle)...)
 	b = append(b, fmt.Sprintf("%04d", len(meta))...)
 	b = append(b, meta...)
 	b = append(b, values...)
@@ -168,6 +185,7 @@ type parsed struct {
 	code byte
 	// live
 	created, last, abs int64
+	idle               int64 // ms, the idle timeout the record was written under
 	ip, ua, userID     string
 	values             map[string]string
 	valuesRaw          string
@@ -184,6 +202,9 @@ func parseRecord(r string) (parsed, error) {
 		return p, errBadRecord
 	}
 	p.code = r[0]
+	if p.code == kindLiveV1 {
+		return p, errOldFormat
+	}
 	if p.code == kindLive {
 		if len(r) < headerLen {
 			return p, errBadRecord
@@ -196,7 +217,10 @@ func parseRecord(r string) (parsed, error) {
 		if p.last, err = parseMS(r[offLast:offAbs]); err != nil {
 			return p, err
 		}
-		if p.abs, err = parseMS(r[offAbs:offMetaLen]); err != nil {
+		if p.abs, err = parseMS(r[offAbs:offIdle]); err != nil {
+			return p, err
+		}
+		if p.idle, err = parseMS(r[offIdle:offMetaLen]); err != nil {
 			return p, err
 		}
 		m, err := strconv.Atoi(r[offMetaLen:offMeta])

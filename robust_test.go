@@ -311,9 +311,9 @@ func TestCorruptRecordIsAnErrorNotAPanic(t *testing.T) {
 		r := mustLogin(t, e, "alice", Meta{})
 		k, sid := r.Session.keys, r.Session.sid
 		p, _ := parseToken(r.Token)
-		valid := liveRecord(p.secretDigest(), t0.UnixMilli(), t0.Add(time.Hour).UnixMilli(), encodeMeta("", "", "alice"), "\x00")
+		valid := liveRecord(p.secretDigest(), t0.UnixMilli(), t0.Add(time.Hour).UnixMilli(), 0, encodeMeta("", "", "alice"), "\x00")
 		for name, rec := range map[string]string{
-			"meta length past the end": valid[:56] + "9999" + valid[60:],
+			"meta length past the end": valid[:offMetaLen] + "9999" + valid[offMeta:],
 			"values cut":               valid[:len(valid)-1],
 			"bad timestamp":            valid[:17] + "17723592000x0" + valid[30:],
 			"extra bytes":              valid + "junk",

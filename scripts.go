@@ -138,6 +138,9 @@ func (e *Engine) ended(ctx context.Context, op Op, reply []any, sid [sidLen]byte
 			return err
 		}
 		p, err := parseRecord(r)
+		if errors.Is(err, errOldFormat) {
+			return ErrExpired // a session of a format this version does not read
+		}
 		if err != nil || p.live {
 			return unavailable(string(op), errBadRecord)
 		}

@@ -33,10 +33,11 @@ func (e *Engine) session(rec string, sid [sidLen]byte, k userKeys) (*Session, er
 }
 
 // expiry is when a session last seen at last, with absolute expiry abs,
-// stops being valid, in ms: expiry(r) in lib.lua.
-func (e *Engine) expiry(last, abs int64) int64 {
-	if e.cfg.IdleTimeout > 0 {
-		return min(abs, last+e.cfg.IdleTimeout.Milliseconds())
+// written under idle timeout idle (0: none), stops being valid, in ms:
+// expiry(r) in lib.lua.
+func expiry(last, abs, idle int64) int64 {
+	if idle > 0 {
+		return min(abs, last+idle)
 	}
 	return abs
 }
@@ -51,7 +52,7 @@ func (e *Engine) fillSession(s *Session, rec string, sid [sidLen]byte, id string
 	if !p.live {
 		return errBadRecord
 	}
-	exp := e.expiry(p.last, p.abs)
+	exp := expiry(p.last, p.abs, p.idle)
 	*s = Session{
 		ID:         id,
 		UserID:     p.userID,

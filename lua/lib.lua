@@ -15,7 +15,8 @@ local D = KEYS[1]          -- the user's data HASH
 local H = KEYS[2]          -- the user's history LIST (same hash tag)
 local now13 = ARGV[1]      -- now, 13-digit ms
 local now = tonumber(now13)
-local idle = tonumber(ARGV[2]) -- idle timeout ms, 0 = off
+-- ARGV[2], the idle timeout, is common to keep the layout of every script
+-- the same; only validate's refresh writes it (records carry their own).
 local histLimit = tonumber(ARGV[3]) -- history entries kept: 0 none, -1 all
 local histTTL = ARGV[4]    -- history TTL ms
 local pubCmd = ARGV[5]     -- PUBLISH, SPUBLISH, or '' for no events
@@ -34,10 +35,13 @@ local function meta(r)
 end
 
 -- When a live record stops being valid, in ms.
+-- The idle timeout is the one the record was written under, not today's
+-- configuration, so changing Config.IdleTimeout revives nothing.
 local function expiry(r)
   local abs = tonumber(sub(r, ABS_FROM, ABS_TO))
-  if idle > 0 then
-    local e = tonumber(sub(r, LAST_FROM, LAST_TO)) + idle
+  local i = tonumber(sub(r, IDLE_FROM, IDLE_TO))
+  if i > 0 then
+    local e = tonumber(sub(r, LAST_FROM, LAST_TO)) + i
     if e < abs then return e end
   end
   return abs

@@ -12,7 +12,7 @@ local STATUS_CONFLICT = 4 -- save: the values changed since they were read
 -- The first byte of a record says what it is: a live session, or the event
 -- code of the ending that left a tombstone. History entries start with
 -- their code too. Go passes the codes that vary by caller in ARGV.
-local KIND_LIVE = 76 -- 'L', compared as a byte
+local KIND_LIVE = 50 -- '2' (live, format 2), compared as a byte
 local CODE_EVICTED = 'E'
 local CODE_LOGOUT = 'O'
 local CODE_REVOKED = 'V'
@@ -25,8 +25,9 @@ local DIGEST_FROM, DIGEST_TO = 2, 17   -- secret digest
 local CREATED_FROM, CREATED_TO = 18, 30 -- created, 13-digit ms
 local LAST_FROM, LAST_TO = 31, 43      -- last seen
 local ABS_FROM, ABS_TO = 44, 56        -- absolute expiry
-local METALEN_FROM, METALEN_TO = 57, 60 -- meta length, 4 digits
-local META_FROM = 61                   -- meta, then the values
+local IDLE_FROM, IDLE_TO = 57, 69      -- idle timeout when written, ms (0 none)
+local METALEN_FROM, METALEN_TO = 70, 73 -- meta length, 4 digits
+local META_FROM = 74                   -- meta, then the values
 -- Timestamps are 13-digit ms; an index entry (see keys.go) is a session ID
 -- and the session's expiry.
 local TS_FORMAT, TS_LEN = '%013d', 13

@@ -22,16 +22,20 @@ local r = redis.call('HGET', D, sid)
 if not r or sub(r, DIGEST_FROM, DIGEST_TO) ~= digest then return {STATUS_NONE} end
 if string.byte(r, 1) ~= KIND_LIVE then return {STATUS_ENDED, r} end
 local now, idle = tonumber(now13), tonumber(idleMS)
--- expiry(r) of lib.lua, inline: min(last seen + idle, absolute).
+-- expiry(r) of lib.lua, inline: min(last seen + the record's idle timeout,
+-- absolute). The record's, not today's: a config change revives nothing.
 local abs = tonumber(sub(r, ABS_FROM, ABS_TO))
 local last = tonumber(sub(r, LAST_FROM, LAST_TO))
-if idle > 0 and last + idle < abs then
-  if last + idle <= now then return {STATUS_EXPIRED} end
+local was = tonumber(sub(r, IDLE_FROM, IDLE_TO))
+if was > 0 and last + was < abs then
+  if last + was <= now then return {STATUS_EXPIRED} end
 elseif abs <= now then
   return {STATUS_EXPIRED}
 end
 if now - last >= tonumber(touchMS) then
-  local fresh = sub(r, 1, CREATED_TO) .. now13 .. sub(r, ABS_FROM)
+  -- A refresh writes today's idle timeout: from here on it applies.
+  local fresh = sub(r, 1, CREATED_TO) .. now13 .. sub(r, ABS_FROM, ABS_TO) ..
+    string.format(TS_FORMAT, idle) .. sub(r, METALEN_FROM)
   -- Sliding expiry never passes the absolute timeout.
   local e = abs
   if idle > 0 and now + idle < abs then e = now + idle end
