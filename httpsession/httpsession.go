@@ -12,8 +12,9 @@
 // failure (no token, a malformed one, an expired, evicted or revoked
 // session, Redis unavailable) goes to a handler of its own, each
 // replaceable; the defaults answer 401 (503 for Redis) with a JSON or HTML
-// body chosen by the Accept header, and an evicted device is told when and
-// by which device it was replaced.
+// body chosen by the Accept header, and a signed-out device is told why,
+// when and who acted: the acting device by name and IP, or the
+// administrator (see Describe).
 package httpsession
 
 import (
