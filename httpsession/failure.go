@@ -111,6 +111,27 @@ func (f Failure) Status() int {
 	return http.StatusUnauthorized
 }
 
+// Title is a short heading for the failure, the title and heading of the
+// default HTML page: "Please try again" while Redis is unavailable,
+// "Session expired", "You were signed out", and so on.
+func (f Failure) Title() string {
+	switch f.Error {
+	case KindMissing:
+		return "Please sign in"
+	case KindInvalid:
+		return "Please sign in again"
+	case KindExpired:
+		return "Session expired"
+	case KindEvicted:
+		return "Your account signed in on another device"
+	case KindRevoked:
+		return "You were signed out"
+	case KindUnavailable:
+		return "Please try again"
+	}
+	return "Something went wrong"
+}
+
 // Describe turns err into a Failure. For an ended session the message says
 // why, when (RFC 3339, UTC) and who acted: the acting device by its name
 // and IP ("Chrome on Linux (192.0.2.9)"), or the administrator as the app
@@ -304,13 +325,29 @@ func WantsHTML(r *http.Request) bool {
 // DefaultErrorHandler answers with Describe(err): a JSON body, or a small
 // HTML page for browsers, with the status from Failure.Status. It never
 // caches, and asks clients to retry after a second while Redis is down.
+// The page has no inline style or script, so a strict
+// Content-Security-Policy (default-src 'none'; style-src 'self') leaves it
+// intact: it is plain semantic HTML that reads well with the browser's own
+// styles. A Manager whose Options.Stylesheet is set uses a default handler
+// that also links that stylesheet.
 func DefaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	WriteFailure(w, r, Describe(err))
 }
 
 // WriteFailure sends f as JSON or HTML (by the Accept header), for apps
-// whose own handlers want the default look for some failures.
+// whose own handlers want the default look for some failures. The HTML
+// page links no stylesheet; Manager.WriteFailure links Options.Stylesheet.
 func WriteFailure(w http.ResponseWriter, r *http.Request, f Failure) {
+	writeFailure(w, r, f, "")
+}
+
+// WriteFailure is the package's WriteFailure with the HTML page linking
+// Options.Stylesheet, when set.
+func (m *Manager) WriteFailure(w http.ResponseWriter, r *http.Request, f Failure) {
+	writeFailure(w, r, f, m.opt.Stylesheet)
+}
+
+func writeFailure(w http.ResponseWriter, r *http.Request, f Failure, stylesheet string) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	if f.Error == KindUnavailable {
@@ -319,7 +356,7 @@ func WriteFailure(w http.ResponseWriter, r *http.Request, f Failure) {
 	if WantsHTML(r) {
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(f.Status())
-		_ = failurePage.Execute(w, f)
+		_ = failurePage.Execute(w, failurePageData{Failure: f, Stylesheet: stylesheet})
 		return
 	}
 	h.Set("Content-Type", "application/json")
@@ -327,13 +364,37 @@ func WriteFailure(w http.ResponseWriter, r *http.Request, f Failure) {
 	_ = json.NewEncoder(w).Encode(f)
 }
 
+// failurePageData is what the HTML failure page renders.
+type failurePageData struct {
+	Failure
+	Stylesheet string
+}
+
+// failurePage has no style attribute, <style> element or script, so that a
+// strict Content-Security-Policy does not block any of it. The body's
+// classes let an app's stylesheet (Options.Stylesheet) style it:
+// "sessioncap-failure" and "sessioncap-<kind>" (sessioncap-evicted, ...).
 var failurePage = template.Must(template.New("failure").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Signed out</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body style="font-family: system-ui, sans-serif; max-width: 36rem; margin: 4rem auto; padding: 0 1rem">
-<h1>{{if eq .Error "unavailable"}}Please try again{{else}}You are signed out{{end}}</h1>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
+<title>{{.Title}}</title>
+{{- with .Stylesheet}}
+<link rel="stylesheet" href="{{.}}">
+{{- end}}
+</head>
+<body class="sessioncap-failure sessioncap-{{.Error}}">
+<main>
+<h1>{{.Title}}</h1>
 <p>{{.Message}}</p>
-{{if .ReplacedBy}}<p>New sign-in: {{.ReplacedBy.IP}} · {{.ReplacedBy.UserAgent}}</p>{{end}}
+{{- if eq .Error "unavailable"}}
+<p><a href="">Try again</a></p>
+{{- else}}
 <p><a href="/">Continue</a></p>
-</body></html>
+{{- end}}
+</main>
+</body>
+</html>
 `))

@@ -85,9 +85,10 @@ type Options struct {
 	// response; it is logged instead.
 	BufferLimit int
 
-	// The failure handlers. Each defaults to DefaultErrorHandler, which
-	// picks the status (401, or 503 for OnUnavailable, 500 for OnError) and
-	// a JSON or HTML body from the Accept header.
+	// The failure handlers. Each defaults to DefaultErrorHandler (linking
+	// Stylesheet when set), which picks the status (401, or 503 for
+	// OnUnavailable, 500 for OnError) and a JSON or HTML body from the
+	// Accept header.
 	OnMissing     ErrorHandler // Require found no token: err is ErrNoToken
 	OnInvalid     ErrorHandler // the token is malformed (ErrInvalidToken)
 	OnExpired     ErrorHandler // ErrExpired: timed out, unknown, or wrong secret
@@ -95,6 +96,17 @@ type Options struct {
 	OnRevoked     ErrorHandler // *sessioncap.RevokedError
 	OnUnavailable ErrorHandler // sessioncap.ErrUnavailable: never treated as signed out
 	OnError       ErrorHandler // anything else, such as values too large to save
+
+	// Stylesheet is the URL of a stylesheet the default HTML failure pages
+	// link (<link rel="stylesheet">), such as "/static/app.css", so they
+	// match the app's look under a Content-Security-Policy that allows
+	// only its own styles. The pages carry no inline style either way;
+	// without a stylesheet they are plain semantic HTML that reads well
+	// unstyled. Their body has the classes "sessioncap-failure" and
+	// "sessioncap-<kind>" ("sessioncap-evicted", see FailureKind) to style
+	// them by. Default: none. Only the default handlers, and
+	// Manager.WriteFailure, use it.
+	Stylesheet string
 
 	// Logger receives the errors that can no longer reach the client (a save
 	// that failed after streaming began). Default: discard.
@@ -127,10 +139,16 @@ func New(engine *sessioncap.Engine, opt Options) *Manager {
 	if opt.BufferLimit <= 0 {
 		opt.BufferLimit = DefaultBufferLimit
 	}
+	def := DefaultErrorHandler
+	if sheet := opt.Stylesheet; sheet != "" {
+		def = func(w http.ResponseWriter, r *http.Request, err error) {
+			writeFailure(w, r, Describe(err), sheet)
+		}
+	}
 	for _, h := range []*ErrorHandler{&opt.OnMissing, &opt.OnInvalid, &opt.OnExpired, &opt.OnEvicted,
 		&opt.OnRevoked, &opt.OnUnavailable, &opt.OnError} {
 		if *h == nil {
-			*h = DefaultErrorHandler
+			*h = def
 		}
 	}
 	if opt.Logger == nil {
