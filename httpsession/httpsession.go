@@ -24,6 +24,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/sessioncap/sessioncap"
@@ -372,24 +373,46 @@ func (m *Manager) setCookie(w http.ResponseWriter, st *state, c *http.Cookie) {
 
 // Login signs userID in with sessioncap.Engine.Login, records the client's
 // IP and User-Agent, sets the session cookie and makes the new session the
-// request's session. A live session the request already had is logged out
-// first, so signing in again on the same device does not evict another.
-// Under RejectNew a full cap returns the *sessioncap.LimitError.
+// request's session. A live session the request already had is ended
+// first, and only that one (even under Config.LogoutEverywhere), so
+// signing in again on the same device neither evicts another device nor
+// signs the others out: the same user's old session is replaced in the
+// same atomic step as the sign-in (Meta.Replace), so it never counts
+// against the cap, and the result's Evicted and EvictedDevices leave it
+// out, as it was this device; another user's is revoked first, recorded
+// as its own logout. Under RejectNew a full cap returns the
+// *sessioncap.LimitError.
 func (m *Manager) Login(w http.ResponseWriter, r *http.Request, userID string, values map[string]string) (*sessioncap.LoginResult, error) {
-	st := stateOf(r.Context())
-	if st != nil && st.session != nil {
-		if err := m.engine.Logout(r.Context(), st.token); err != nil && errors.Is(err, sessioncap.ErrUnavailable) {
-			return nil, err
-		}
-		st.session, st.token, st.snapshot = nil, "", nil
-	}
-	res, err := m.engine.Login(r.Context(), userID, sessioncap.Meta{
+	ctx := r.Context()
+	st := stateOf(ctx)
+	meta := sessioncap.Meta{
 		IP:        m.opt.ClientIP(r),
 		UserAgent: r.UserAgent(),
 		Values:    values,
-	})
+	}
+	if st != nil && st.session != nil {
+		old := st.session
+		if old.UserID == userID {
+			meta.Replace = old.ID
+		} else {
+			err := m.engine.RevokeWith(ctx, old.UserID, old.ID, sessioncap.EndOptions{
+				Reason: sessioncap.ReasonLogout,
+				By:     sessioncap.Actor{Session: old},
+			})
+			if errors.Is(err, sessioncap.ErrUnavailable) {
+				return nil, err
+			}
+			// ErrNotFound: it ended meanwhile. ErrNotReplicated: it ended
+			// on the primary. Either way this device is out of it.
+			st.session, st.token, st.snapshot = nil, "", nil
+		}
+	}
+	res, err := m.engine.Login(ctx, userID, meta)
 	if err != nil {
 		return nil, err
+	}
+	if meta.Replace != "" {
+		dropEvicted(res, meta.Replace)
 	}
 	if st != nil {
 		st.session, st.token, st.err = res.Session, res.Token, nil
@@ -397,6 +420,23 @@ func (m *Manager) Login(w http.ResponseWriter, r *http.Request, userID string, v
 	}
 	m.setCookie(w, st, m.sessionCookie(res.Token, res.Session))
 	return res, nil
+}
+
+// dropEvicted removes this device's own replaced session from what the
+// sign-in reports it ended.
+func dropEvicted(res *sessioncap.LoginResult, id string) {
+	for i, e := range res.Evicted {
+		if e == id {
+			res.Evicted = slices.Delete(res.Evicted, i, i+1)
+			if i < len(res.EvictedDevices) {
+				res.EvictedDevices = slices.Delete(res.EvictedDevices, i, i+1)
+			}
+			if len(res.Evicted) == 0 {
+				res.Evicted, res.EvictedDevices = nil, nil
+			}
+			return
+		}
+	}
 }
 
 // Rotate gives the request's session a new token and kills the old one (call
