@@ -1,10 +1,11 @@
 package httpsession_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strings"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -14,11 +15,12 @@ import (
 )
 
 // Example signs a user in on two devices under a cap of one and shows what
-// the first device is told.
+// the first device is told: why, when, and which device, by name.
 func Example() {
 	mr, _ := miniredis.Run()
 	defer mr.Close()
-	engine, _ := sessioncap.New(redis.NewClient(&redis.Options{Addr: mr.Addr()}), sessioncap.Config{MaxSessions: 1})
+	clock := func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) } // a fixed clock, for the output
+	engine, _ := sessioncap.New(redis.NewClient(&redis.Options{Addr: mr.Addr()}), sessioncap.Config{MaxSessions: 1, Now: clock})
 	sess := httpsession.New(engine, httpsession.Options{})
 
 	mux := http.NewServeMux()
@@ -34,31 +36,38 @@ func Example() {
 		fmt.Fprintf(w, "hello %s, visits %s", s.UserID, s.Values["visits"])
 	})))
 
-	signIn := func(ua string) *http.Cookie {
+	signIn := func(ua, ip string) *http.Cookie {
 		req := httptest.NewRequest("POST", "/login", nil)
 		req.Header.Set("User-Agent", ua)
+		req.RemoteAddr = ip + ":1234"
 		rec := httptest.NewRecorder()
 		mux.ServeHTTP(rec, req)
 		return rec.Result().Cookies()[0]
 	}
-	me := func(c *http.Cookie) string {
+	me := func(c *http.Cookie) *httptest.ResponseRecorder {
 		req := httptest.NewRequest("GET", "/me", nil)
 		req.AddCookie(c)
 		rec := httptest.NewRecorder()
 		mux.ServeHTTP(rec, req)
-		return fmt.Sprintf("%d %s", rec.Code, strings.TrimSpace(rec.Body.String()))
+		return rec
 	}
 
-	laptop := signIn("Laptop")
+	laptop := signIn("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36", "192.0.2.9")
 	fmt.Println(laptop.Name, laptop.HttpOnly, laptop.Secure, laptop.SameSite == http.SameSiteLaxMode)
-	fmt.Println(me(laptop))
-	fmt.Println(me(laptop))
-	signIn("Phone")
-	out := me(laptop)
-	fmt.Println(out[:3], strings.Contains(out, `"error":"evicted"`), strings.Contains(out, `"user_agent":"Phone"`))
+	for range 2 {
+		rec := me(laptop)
+		fmt.Println(rec.Code, rec.Body)
+	}
+	signIn("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1", "198.51.100.2")
+	rec := me(laptop)
+	var f httpsession.Failure
+	_ = json.Unmarshal(rec.Body.Bytes(), &f)
+	fmt.Println(rec.Code, f.Error, f.Reason, f.At.Format(time.RFC3339), f.By.Name, f.By.IP)
+	fmt.Println(f.Message)
 	// Output:
 	// __Host-session true true true
 	// 200 hello alice, visits I
 	// 200 hello alice, visits II
-	// 401 true true
+	// 401 evicted limit 2026-01-02T03:04:05Z Safari on iPhone 198.51.100.2
+	// You were signed out because your account signed in on another device (Safari on iPhone, 198.51.100.2) at 2026-01-02T03:04:05Z.
 }

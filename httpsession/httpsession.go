@@ -12,8 +12,9 @@
 // failure (no token, a malformed one, an expired, evicted or revoked
 // session, Redis unavailable) goes to a handler of its own, each
 // replaceable; the defaults answer 401 (503 for Redis) with a JSON or HTML
-// body chosen by the Accept header, and an evicted device is told when and
-// by which device it was replaced.
+// body chosen by the Accept header, and a signed-out device is told why,
+// when and who acted: the acting device by name and IP, or the
+// administrator (see Describe).
 package httpsession
 
 import (
@@ -23,6 +24,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/sessioncap/sessioncap"
@@ -84,9 +86,10 @@ type Options struct {
 	// response; it is logged instead.
 	BufferLimit int
 
-	// The failure handlers. Each defaults to DefaultErrorHandler, which
-	// picks the status (401, or 503 for OnUnavailable, 500 for OnError) and
-	// a JSON or HTML body from the Accept header.
+	// The failure handlers. Each defaults to DefaultErrorHandler (linking
+	// Stylesheet when set), which picks the status (401, or 503 for
+	// OnUnavailable, 500 for OnError) and a JSON or HTML body from the
+	// Accept header.
 	OnMissing     ErrorHandler // Require found no token: err is ErrNoToken
 	OnInvalid     ErrorHandler // the token is malformed (ErrInvalidToken)
 	OnExpired     ErrorHandler // ErrExpired: timed out, unknown, or wrong secret
@@ -94,6 +97,17 @@ type Options struct {
 	OnRevoked     ErrorHandler // *sessioncap.RevokedError
 	OnUnavailable ErrorHandler // sessioncap.ErrUnavailable: never treated as signed out
 	OnError       ErrorHandler // anything else, such as values too large to save
+
+	// Stylesheet is the URL of a stylesheet the default HTML failure pages
+	// link (<link rel="stylesheet">), such as "/static/app.css", so they
+	// match the app's look under a Content-Security-Policy that allows
+	// only its own styles. The pages carry no inline style either way;
+	// without a stylesheet they are plain semantic HTML that reads well
+	// unstyled. Their body has the classes "sessioncap-failure" and
+	// "sessioncap-<kind>" ("sessioncap-evicted", see FailureKind) to style
+	// them by. Default: none. Only the default handlers, and
+	// Manager.WriteFailure, use it.
+	Stylesheet string
 
 	// Logger receives the errors that can no longer reach the client (a save
 	// that failed after streaming began). Default: discard.
@@ -126,10 +140,16 @@ func New(engine *sessioncap.Engine, opt Options) *Manager {
 	if opt.BufferLimit <= 0 {
 		opt.BufferLimit = DefaultBufferLimit
 	}
+	def := DefaultErrorHandler
+	if sheet := opt.Stylesheet; sheet != "" {
+		def = func(w http.ResponseWriter, r *http.Request, err error) {
+			writeFailure(w, r, Describe(err), sheet)
+		}
+	}
 	for _, h := range []*ErrorHandler{&opt.OnMissing, &opt.OnInvalid, &opt.OnExpired, &opt.OnEvicted,
 		&opt.OnRevoked, &opt.OnUnavailable, &opt.OnError} {
 		if *h == nil {
-			*h = DefaultErrorHandler
+			*h = def
 		}
 	}
 	if opt.Logger == nil {
@@ -353,24 +373,46 @@ func (m *Manager) setCookie(w http.ResponseWriter, st *state, c *http.Cookie) {
 
 // Login signs userID in with sessioncap.Engine.Login, records the client's
 // IP and User-Agent, sets the session cookie and makes the new session the
-// request's session. A live session the request already had is logged out
-// first, so signing in again on the same device does not evict another.
-// Under RejectNew a full cap returns the *sessioncap.LimitError.
+// request's session. A live session the request already had is ended
+// first, and only that one (even under Config.LogoutEverywhere), so
+// signing in again on the same device neither evicts another device nor
+// signs the others out: the same user's old session is replaced in the
+// same atomic step as the sign-in (Meta.Replace), so it never counts
+// against the cap, and the result's Evicted and EvictedDevices leave it
+// out, as it was this device; another user's is revoked first, recorded
+// as its own logout. Under RejectNew a full cap returns the
+// *sessioncap.LimitError.
 func (m *Manager) Login(w http.ResponseWriter, r *http.Request, userID string, values map[string]string) (*sessioncap.LoginResult, error) {
-	st := stateOf(r.Context())
-	if st != nil && st.session != nil {
-		if err := m.engine.Logout(r.Context(), st.token); err != nil && errors.Is(err, sessioncap.ErrUnavailable) {
-			return nil, err
-		}
-		st.session, st.token, st.snapshot = nil, "", nil
-	}
-	res, err := m.engine.Login(r.Context(), userID, sessioncap.Meta{
+	ctx := r.Context()
+	st := stateOf(ctx)
+	meta := sessioncap.Meta{
 		IP:        m.opt.ClientIP(r),
 		UserAgent: r.UserAgent(),
 		Values:    values,
-	})
+	}
+	if st != nil && st.session != nil {
+		old := st.session
+		if old.UserID == userID {
+			meta.Replace = old.ID
+		} else {
+			err := m.engine.RevokeWith(ctx, old.UserID, old.ID, sessioncap.EndOptions{
+				Reason: sessioncap.ReasonLogout,
+				By:     sessioncap.Actor{Session: old},
+			})
+			if errors.Is(err, sessioncap.ErrUnavailable) {
+				return nil, err
+			}
+			// ErrNotFound: it ended meanwhile. ErrNotReplicated: it ended
+			// on the primary. Either way this device is out of it.
+			st.session, st.token, st.snapshot = nil, "", nil
+		}
+	}
+	res, err := m.engine.Login(ctx, userID, meta)
 	if err != nil {
 		return nil, err
+	}
+	if meta.Replace != "" {
+		dropEvicted(res, meta.Replace)
 	}
 	if st != nil {
 		st.session, st.token, st.err = res.Session, res.Token, nil
@@ -378,6 +420,23 @@ func (m *Manager) Login(w http.ResponseWriter, r *http.Request, userID string, v
 	}
 	m.setCookie(w, st, m.sessionCookie(res.Token, res.Session))
 	return res, nil
+}
+
+// dropEvicted removes this device's own replaced session from what the
+// sign-in reports it ended.
+func dropEvicted(res *sessioncap.LoginResult, id string) {
+	for i, e := range res.Evicted {
+		if e == id {
+			res.Evicted = slices.Delete(res.Evicted, i, i+1)
+			if i < len(res.EvictedDevices) {
+				res.EvictedDevices = slices.Delete(res.EvictedDevices, i, i+1)
+			}
+			if len(res.Evicted) == 0 {
+				res.Evicted, res.EvictedDevices = nil, nil
+			}
+			return
+		}
+	}
 }
 
 // Rotate gives the request's session a new token and kills the old one (call
