@@ -1,6 +1,6 @@
 module github.com/sessioncap/sessioncap/bench
 
-go 1.26.8
+go 1.26.0
 
 replace github.com/sessioncap/sessioncap => ../
 
@@ -14,6 +14,7 @@ require (
 require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/mileusna/useragent v1.3.5 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 )

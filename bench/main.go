@@ -3,9 +3,10 @@
 // store, and a port of the Django one-session-per-user recipe), in one
 // process against one redis-server, and prints a markdown table.
 //
-//	go run ./bench            # from the repository root (go.work)
-//	go run ./bench -short     # under a minute
-//	go run ./bench -redis 127.0.0.1:6379 -json out.json
+//	cd bench                  # bench is its own module, so scs never
+//	go run .                  # becomes a dependency of the library
+//	go run . -short           # under a minute
+//	go run . -redis 127.0.0.1:6379 -json out.json
 //
 // The server is flushed between phases: point -redis only at a throwaway
 // server. Without -redis a private redis-server is started on loopback.
@@ -139,7 +140,7 @@ func run(o options) error {
 		return err
 	}
 	rep := report{
-		Command:     "go run ./bench " + strings.Join(os.Args[1:], " "),
+		Command:     "cd bench && go run . " + strings.Join(os.Args[1:], " "),
 		When:        time.Now().UTC().Format(time.RFC3339),
 		Redis:       ver,
 		GoVersion:   runtime.Version(),

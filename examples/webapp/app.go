@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sessioncap/sessioncap"
+	"github.com/sessioncap/sessioncap/extra/sessioncapprom"
 	"github.com/sessioncap/sessioncap/httpsession"
 )
 
@@ -78,7 +79,7 @@ type app struct {
 	cfg      appConfig
 	engine   *sessioncap.Engine
 	sess     *httpsession.Manager
-	stats    *sessioncap.Stats
+	metrics  *sessioncapprom.Collector
 	client   redis.UniversalClient
 	mini     *miniredis.Miniredis
 	accounts map[string]*account
@@ -92,7 +93,7 @@ func newApp(cfg appConfig) (*app, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &app{cfg: cfg, accounts: demoAccounts(), log: cfg.Logger, stats: &sessioncap.Stats{}}
+	a := &app{cfg: cfg, accounts: demoAccounts(), log: cfg.Logger, metrics: sessioncapprom.NewCollector()}
 	events := sessioncap.EventsPubSub
 	if cfg.RedisURL == "" {
 		m, err := miniredis.Run()
@@ -126,7 +127,7 @@ func newApp(cfg appConfig) (*app, error) {
 		Events:          events,
 		Limiter:         sessioncap.LimitFunc(a.limit),
 		Logger:          cfg.Logger,
-		Observer:        a.stats,
+		Observer:        a.metrics,
 		Tracer:          cfg.Tracer,
 	})
 	if err != nil {
@@ -139,7 +140,7 @@ func newApp(cfg appConfig) (*app, error) {
 		Logger:   cfg.Logger,
 	})
 	a.registry = prometheus.NewRegistry()
-	a.registry.MustRegister(statsCollector{a.stats}, collectors.NewGoCollector())
+	a.registry.MustRegister(a.metrics, collectors.NewGoCollector())
 	return a, nil
 }
 
@@ -354,45 +355,4 @@ func deviceName(ua string) string {
 		}
 	}
 	return browser
-}
-
-// statsCollector exports sessioncap.Stats to Prometheus at scrape time, so
-// the engine itself never depends on a metrics library.
-type statsCollector struct{ s *sessioncap.Stats }
-
-var (
-	descLogins      = prometheus.NewDesc("sessioncap_logins_total", "Successful sign-ins.", nil, nil)
-	descEvictions   = prometheus.NewDesc("sessioncap_evictions_total", "Sessions evicted by newer sign-ins.", nil, nil)
-	descRejections  = prometheus.NewDesc("sessioncap_rejections_total", "Sign-ins refused at the cap (overflow reject).", nil, nil)
-	descValidations = prometheus.NewDesc("sessioncap_validations_total", "Session validations by outcome.", []string{"outcome"}, nil)
-	descRetries     = prometheus.NewDesc("sessioncap_script_retries_total", "Lua script cache misses (EVALSHA fell back to EVAL).", nil, nil)
-	descRedisErrors = prometheus.NewDesc("sessioncap_redis_errors_total", "Engine calls that failed because Redis was unavailable.", nil, nil)
-)
-
-// Describe implements prometheus.Collector.
-func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLogins, descEvictions, descRejections, descValidations, descRetries, descRedisErrors} {
-		ch <- d
-	}
-}
-
-// Collect implements prometheus.Collector.
-func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.s.Snapshot()
-	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
-	counter(descLogins, s.Logins)
-	counter(descEvictions, s.Evictions)
-	counter(descRejections, s.Rejections)
-	counter(descRetries, s.ScriptRetries)
-	counter(descRedisErrors, s.RedisErrors)
-	outcomes := make([]string, 0, len(s.Validations))
-	for o := range s.Validations {
-		outcomes = append(outcomes, string(o))
-	}
-	slices.Sort(outcomes)
-	for _, o := range outcomes {
-		counter(descValidations, s.Validations[sessioncap.Outcome(o)], o)
-	}
 }

@@ -2,8 +2,9 @@
 // devices" page, an admin console and a JSON API, where each user may hold
 // a capped number of live sessions.
 //
-//	go run ./examples/webapp                      # in-process miniredis
-//	go run ./examples/webapp -redis redis://localhost:6379 -max-sessions 2
+//	cd examples/webapp                   # its own module
+//	go run .                             # in-process miniredis
+//	go run . -redis redis://localhost:6379 -max-sessions 2
 //
 // See the README for the flags, the demo accounts and the -redis URL forms.
 package main
@@ -23,9 +24,9 @@ import (
 
 	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/otel"
 
 	"github.com/sessioncap/sessioncap"
+	"github.com/sessioncap/sessioncap/extra/sessioncapotel"
 )
 
 func main() {
@@ -67,7 +68,7 @@ func run(args []string) error {
 		StreamsPerSession: *perSession, StreamsPerUser: *perUser,
 		// Spans go to the global OpenTelemetry provider: a no-op until the
 		// app installs an exporter, so wiring them costs next to nothing.
-		Tracer:     otelTracer(otel.GetTracerProvider()),
+		Tracer:     sessioncapotel.NewTracer(),
 		Instrument: func(c redis.UniversalClient) error { return redisotel.InstrumentTracing(c) },
 	})
 	if err != nil {

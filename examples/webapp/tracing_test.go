@@ -7,6 +7,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/sessioncap/sessioncap/extra/sessioncapotel"
 )
 
 // TestTracing wires Config.Tracer to OpenTelemetry and the go-redis client to
@@ -19,7 +21,7 @@ func TestTracing(t *testing.T) {
 	defer tp.Shutdown(t.Context())
 
 	ts := newTestServer(t, appConfig{
-		Tracer: otelTracer(tp),
+		Tracer: sessioncapotel.NewTracer(sessioncapotel.WithTracerProvider(tp)),
 		Instrument: func(c redis.UniversalClient) error {
 			return redisotel.InstrumentTracing(c, redisotel.WithTracerProvider(tp))
 		},
