@@ -18,7 +18,8 @@ import (
 
 // The behaviour suite also runs on a Redis Cluster (3 masters, 3 replicas)
 // and behind Sentinel (primary, replica, 3 Sentinels). Each is started once
-// per test binary, on first use, and stopped by TestMain after every test.
+// per test binary, on first use, and stopped by TestMain after every test;
+// under -short neither starts (see fullTier).
 // Tests that break a topology (failover, resharding) start their own with
 // freshCluster / freshSentinel instead.
 func init() {
@@ -58,8 +59,18 @@ func needRedisServer(t testing.TB, what string) {
 	t.Skip(msg)
 }
 
+// fullTier skips t under -short: the quick tier runs miniredis and one
+// redis-server only, and leaves Cluster and Sentinel to the full run.
+func fullTier(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: " + what + " runs in the full tier only (go test without -short)")
+	}
+}
+
 func sharedCluster(t *testing.T) *redistest.Cluster {
 	t.Helper()
+	fullTier(t, "Redis Cluster")
 	needRedisServer(t, "Redis Cluster")
 	clusterOnce.Do(func() {
 		start := time.Now()
@@ -77,6 +88,7 @@ func sharedCluster(t *testing.T) *redistest.Cluster {
 
 func sharedSentinel(t *testing.T) *redistest.Sentinel {
 	t.Helper()
+	fullTier(t, "Redis Sentinel")
 	needRedisServer(t, "Redis Sentinel")
 	sentinelOnce.Do(func() {
 		start := time.Now()
@@ -96,6 +108,7 @@ func sharedSentinel(t *testing.T) *redistest.Sentinel {
 // reshard nodes, and stops it when t ends.
 func freshCluster(t *testing.T, o redistest.ClusterOptions) *redistest.Cluster {
 	t.Helper()
+	fullTier(t, "Redis Cluster")
 	needRedisServer(t, "Redis Cluster")
 	start := time.Now()
 	c, err := redistest.StartCluster(o)
@@ -110,6 +123,7 @@ func freshCluster(t *testing.T, o redistest.ClusterOptions) *redistest.Cluster {
 // freshSentinel is freshCluster for a Sentinel set.
 func freshSentinel(t *testing.T) *redistest.Sentinel {
 	t.Helper()
+	fullTier(t, "Redis Sentinel")
 	needRedisServer(t, "Redis Sentinel")
 	start := time.Now()
 	s, err := redistest.StartSentinel(redistest.SentinelOptions{})

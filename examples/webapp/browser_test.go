@@ -168,6 +168,9 @@ func (p *profile) text(t *testing.T, sel string) string {
 // live over Server-Sent Events and again on its next page, the second lists
 // one session, and an admin in a third profile signs the second out.
 func TestBrowserEviction(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the browser test runs in the full tier only (go test without -short)")
+	}
 	browser := findBrowser()
 	if browser == "" {
 		msg := "!!! SKIPPED: no Chromium found (apt-get install chromium chromium-driver, or set SESSIONCAP_CHROMIUM)"
