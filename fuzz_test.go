@@ -9,6 +9,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sessioncap/sessioncap/internal/redistest"
 )
 
 // Fuzz targets for the two places where untrusted bytes meet the engine:
@@ -98,9 +100,9 @@ func FuzzUserKeys(f *testing.F) {
 // checkFuzzKeys is FuzzUserKeys for one way of computing D (see digesters).
 func checkFuzzKeys(t *testing.T, digester, prefix, userID string, k userKeys) {
 	all := append(k.list(), k.channel)
-	slot := slotOf(all[0])
+	slot := redistest.KeySlot(all[0])
 	for _, key := range all {
-		if s := slotOf(key); s != slot {
+		if s := redistest.KeySlot(key); s != slot {
 			t.Fatalf("user %q prefix %q: %q in slot %d, %q in slot %d", userID, prefix, all[0], slot, key, s)
 		}
 		if !strings.HasPrefix(key, prefix+":{") || strings.Count(key, "{") != 1 || strings.Count(key, "}") != 1 {

@@ -103,12 +103,12 @@ func (c *clock) Add(d time.Duration) {
 
 // counter is a go-redis hook that counts commands and round trips.
 type counter struct {
+	redistest.PassHook
 	cmds  atomic.Int64
 	trips atomic.Int64
 	names sync.Map
 }
 
-func (c *counter) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (c *counter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		c.cmds.Add(1)

@@ -9,55 +9,9 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sessioncap/sessioncap/internal/redistest"
 )
-
-// crc16 is Redis Cluster's CRC16 (XMODEM: polynomial 0x1021, initial 0).
-func crc16(b []byte) uint16 {
-	var crc uint16
-	for _, c := range b {
-		crc ^= uint16(c) << 8
-		for i := 0; i < 8; i++ {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc
-}
-
-// slotOf applies Redis Cluster's hash-tag rule: if the key has a '{' and a
-// later '}' with at least one byte between them, only those bytes hash.
-func slotOf(key string) int {
-	if i := strings.IndexByte(key, '{'); i >= 0 {
-		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
-			key = key[i+1 : i+1+j]
-		}
-	}
-	return int(crc16([]byte(key)) % 16384)
-}
-
-func TestCRC16MatchesRedisReferenceValues(t *testing.T) {
-	// Values from the Redis Cluster specification and CLUSTER KEYSLOT.
-	for key, want := range map[string]int{
-		"123456789":      0x31C3 % 16384,
-		"foo":            12182,
-		"bar":            5061,
-		"{user1000}.a":   slotOf("user1000"),
-		"foo{}{bar}":     slotOf("foo{}{bar}"), // empty tag: whole key hashes
-		"foo{{bar}}zap":  slotOf("{bar"),
-		"foo{bar}{zap}":  slotOf("bar"),
-		"session:{u1}:x": slotOf("u1"),
-	} {
-		if got := slotOf(key); got != want {
-			t.Errorf("slotOf(%q) = %d, want %d", key, got, want)
-		}
-	}
-	if crc16([]byte("123456789")) != 0x31C3 {
-		t.Fatalf("crc16 check value: got %#x", crc16([]byte("123456789")))
-	}
-}
 
 // hostileUserIDs are user IDs that could break a naive layout.
 func hostileUserIDs() []string {
@@ -87,9 +41,9 @@ func checkKeyLayout(t *testing.T, digest func(string) [digestLen]byte) {
 		for _, u := range hostileUserIDs() {
 			k := keysFor(prefix, digest(u))
 			all := append(k.list(), k.channel)
-			slot := slotOf(all[0])
+			slot := redistest.KeySlot(all[0])
 			for _, key := range all {
-				if got := slotOf(key); got != slot {
+				if got := redistest.KeySlot(key); got != slot {
 					t.Errorf("user %q prefix %q: key %q in slot %d, want %d", u, prefix, key, got, slot)
 				}
 				if strings.Count(key, "{") != 1 || strings.Count(key, "}") != 1 {
@@ -148,13 +102,13 @@ func TestEveryScriptCallUsesOneSlot(t *testing.T) {
 			t.Fatalf("recorded only %d script calls", len(calls))
 		}
 		for _, c := range calls {
-			slot := slotOf(c.keys[0])
+			slot := redistest.KeySlot(c.keys[0])
 			for _, k := range c.keys {
-				if slotOf(k) != slot {
+				if redistest.KeySlot(k) != slot {
 					t.Errorf("%s: keys %q span slots", c.name, c.keys)
 				}
 			}
-			if c.channel != "" && slotOf(c.channel) != slot {
+			if c.channel != "" && redistest.KeySlot(c.channel) != slot {
 				t.Errorf("%s: channel %q not in the keys' slot %d", c.name, c.channel, slot)
 			}
 			if len(c.keys) != 4 && len(c.keys) != 2 {
@@ -172,6 +126,7 @@ type scriptCall struct {
 
 // slotRecorder captures the KEYS of every script call.
 type slotRecorder struct {
+	redistest.PassHook
 	mu  sync.Mutex
 	got []scriptCall
 }
@@ -182,10 +137,6 @@ func (r *slotRecorder) calls() []scriptCall {
 	return append([]scriptCall(nil), r.got...)
 }
 
-func (r *slotRecorder) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (r *slotRecorder) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
 func (r *slotRecorder) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		name := cmd.Name()

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sessioncap/sessioncap/internal/redistest"
 )
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of LogoutAll.
@@ -139,14 +141,11 @@ func TestTracerWrapsEachOperation(t *testing.T) {
 
 // ctxRecorder counts commands issued with and without a span in the context.
 type ctxRecorder struct {
+	redistest.PassHook
 	key             any
 	inside, outside atomic.Int64
 }
 
-func (r *ctxRecorder) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (r *ctxRecorder) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
 func (r *ctxRecorder) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		if ctx.Value(r.key) != nil {

@@ -17,7 +17,10 @@ import (
 
 // redirectCounter counts, on the cluster's node clients, the redirections
 // go-redis follows for the engine: ASK and MOVED replies, and TRYAGAIN.
-type redirectCounter struct{ ask, moved, tryAgain atomic.Int64 }
+type redirectCounter struct {
+	redistest.PassHook
+	ask, moved, tryAgain atomic.Int64
+}
 
 func (r *redirectCounter) note(err error) {
 	if err == nil {
@@ -33,7 +36,6 @@ func (r *redirectCounter) note(err error) {
 	}
 }
 
-func (r *redirectCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (r *redirectCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)

@@ -8,6 +8,26 @@ import (
 	"time"
 )
 
+// TestKeySlotReferenceValues checks KeySlot without a server: the CRC16
+// check value and slots from the Redis Cluster specification, and the
+// hash-tag rule (the first '{' and the next '}', a non-empty tag).
+func TestKeySlotReferenceValues(t *testing.T) {
+	for key, want := range map[string]int{
+		"123456789":      0x31C3, // CRC16/XMODEM's check value, below 16384
+		"foo":            12182,
+		"bar":            5061,
+		"{user1000}.a":   KeySlot("user1000"),
+		"foo{}{bar}":     KeySlot("foo{}{bar}"), // empty tag: whole key hashes
+		"foo{{bar}}zap":  KeySlot("{bar"),
+		"foo{bar}{zap}":  KeySlot("bar"),
+		"session:{u1}:x": KeySlot("u1"),
+	} {
+		if got := KeySlot(key); got != want {
+			t.Errorf("KeySlot(%q) = %d, want %d", key, got, want)
+		}
+	}
+}
+
 func TestKeySlotMatchesRedis(t *testing.T) {
 	if !Available() {
 		t.Skip("SKIPPED: redis-server not on PATH")
