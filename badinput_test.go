@@ -14,6 +14,7 @@ import (
 // characters, newlines) must be accepted and stay in their own hash slot:
 // the key layout hashes the user ID, so none of them can break a key.
 func TestBadInputEveryMethod(t *testing.T) {
+	t.Parallel()
 	inputs := map[string]string{
 		"empty":        "",
 		"huge":         strings.Repeat("x", 1<<20),

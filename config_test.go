@@ -10,6 +10,7 @@ import (
 )
 
 func TestNewFillsDefaults(t *testing.T) {
+	t.Parallel()
 	e, err := New(redis.NewClient(&redis.Options{Addr: deadAddr(t)}), Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -32,6 +33,7 @@ func TestNewFillsDefaults(t *testing.T) {
 }
 
 func TestNewRejectsNonsense(t *testing.T) {
+	t.Parallel()
 	client := redis.NewClient(&redis.Options{Addr: deadAddr(t)})
 	for name, cfg := range map[string]Config{
 		"negative cap":             {MaxSessions: -2},
@@ -61,6 +63,7 @@ func TestNewRejectsNonsense(t *testing.T) {
 }
 
 func TestLimiterReturningNonsenseIsAnError(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		e := b.engine(t, Config{Limiter: LimitFunc(func(_ context.Context, _ string) (int, error) { return -7, nil })})
 		if _, err := e.Login(ctx, "alice", Meta{}); !errors.Is(err, ErrInvalidConfig) {

@@ -26,6 +26,7 @@ func validOK(t *testing.T, e *Engine, token string) *Session {
 }
 
 func TestLoginIsOneRoundTripAndValidateOneCommand(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		e := b.engine(t, Config{MaxSessions: 3, IdleTimeout: 10 * time.Minute, TouchInterval: time.Minute})
 		// Warm the script cache so EVALSHA hits; the cold path is tested
@@ -73,6 +74,7 @@ func TestLoginIsOneRoundTripAndValidateOneCommand(t *testing.T) {
 }
 
 func TestEvictsOldestAndTellsWhyAndByWhom(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		e := b.engine(t, Config{MaxSessions: 2})
 		r1 := mustLogin(t, e, "alice", Meta{IP: "10.0.0.1", UserAgent: "Firefox on Windows"})
@@ -112,6 +114,7 @@ func TestEvictsOldestAndTellsWhyAndByWhom(t *testing.T) {
 // newest. With the login time alone as the score, ties would sort by member
 // (random session ID) and could evict the newest.
 func TestSameMillisecondLoginsKeepStrictOrder(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		for round := 0; round < 20; round++ {
 			e := b.engine(t, Config{MaxSessions: 3, KeyPrefix: fmt.Sprintf("%s-%d", b.prefix, round)})
@@ -142,6 +145,7 @@ func TestSameMillisecondLoginsKeepStrictOrder(t *testing.T) {
 }
 
 func TestRejectNewReturnsLiveSessions(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		e := b.engine(t, Config{MaxSessions: 2, Overflow: RejectNew})
 		r1 := mustLogin(t, e, "alice", Meta{UserAgent: "one"})
@@ -165,6 +169,7 @@ func TestRejectNewReturnsLiveSessions(t *testing.T) {
 }
 
 func TestLimiterPerUser(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		plans := map[string]string{"basic": "basic", "family": "premium", "root": "admin"}
 		e := b.engine(t, Config{Limiter: PlanLimits(func(_ context.Context, u string) (string, error) {
@@ -201,6 +206,7 @@ func TestLimiterPerUser(t *testing.T) {
 }
 
 func TestIdleAndAbsoluteTimeouts(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		e := b.engine(t, Config{IdleTimeout: 10 * time.Minute, AbsoluteTimeout: 30 * time.Minute, TouchInterval: time.Minute})
 		r := mustLogin(t, e, "alice", Meta{})
@@ -249,6 +255,7 @@ func TestIdleAndAbsoluteTimeouts(t *testing.T) {
 }
 
 func TestTouchIntervalMakesValidateReadOnly(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		e := b.engine(t, Config{IdleTimeout: 10 * time.Minute, TouchInterval: time.Minute})
 		r := mustLogin(t, e, "alice", Meta{})
@@ -269,6 +276,7 @@ func TestTouchIntervalMakesValidateReadOnly(t *testing.T) {
 // engine without the cache, or a second app instance with a cold one, sees
 // the same sessions.
 func TestTouchCacheNeverDecidesValidity(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		e := b.engine(t, Config{IdleTimeout: NoIdleTimeout, AbsoluteTimeout: 10 * time.Minute, TouchInterval: time.Minute})
 		cold := b.engine(t, Config{IdleTimeout: NoIdleTimeout, AbsoluteTimeout: 10 * time.Minute,
@@ -320,6 +328,7 @@ func TestTouchCacheNeverDecidesValidity(t *testing.T) {
 }
 
 func TestTouchCacheStaysBounded(t *testing.T) {
+	t.Parallel()
 	c := newTouchCache(touchShards * 2)
 	var sid [sidLen]byte
 	for i := range 10000 {
@@ -350,6 +359,7 @@ func TestTouchCacheStaysBounded(t *testing.T) {
 var tokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]{87}$`)
 
 func TestTokensAreOpaqueAndNeverStored(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		e := b.engine(t, Config{MaxSessions: 2, HistoryLimit: HistoryAll})
 		var tokens []string
@@ -463,6 +473,7 @@ func dumpRedis(t *testing.T, b *backend) []byte {
 }
 
 func TestIndexHealsAndExpiresWithLastSession(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		idle := 10 * time.Minute
 		e := b.engine(t, Config{MaxSessions: Unlimited, IdleTimeout: idle, AbsoluteTimeout: time.Hour})
@@ -518,6 +529,7 @@ func TestIndexHealsAndExpiresWithLastSession(t *testing.T) {
 }
 
 func TestSessionsListNewestFirstWithMetadata(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		e := b.engine(t, Config{MaxSessions: 3})
 		var ids []string
@@ -548,6 +560,7 @@ func TestSessionsListNewestFirstWithMetadata(t *testing.T) {
 }
 
 func TestLogoutVariants(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		e := b.engine(t, Config{MaxSessions: 4})
 		login3 := func(u string) []*LoginResult {
@@ -618,6 +631,7 @@ func TestLogoutVariants(t *testing.T) {
 }
 
 func TestLogoutEverywhere(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		e := b.engine(t, Config{MaxSessions: 3, LogoutEverywhere: true})
 		r1 := mustLogin(t, e, "alice", Meta{UserAgent: "laptop"})
@@ -638,6 +652,7 @@ func TestLogoutEverywhere(t *testing.T) {
 }
 
 func TestRotate(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		e := b.engine(t, Config{})
 		r := mustLogin(t, e, "alice", Meta{Values: map[string]string{"role": "user"}})
@@ -669,6 +684,7 @@ func TestRotate(t *testing.T) {
 }
 
 func TestSaveAndUpdate(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		e := b.engine(t, Config{MaxSessions: 1})
 		r := mustLogin(t, e, "alice", Meta{Values: map[string]string{"a": "1"}})
@@ -726,6 +742,7 @@ func TestSaveAndUpdate(t *testing.T) {
 }
 
 func TestHostileUserIDsRoundTrip(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		e := b.engine(t, Config{MaxSessions: 1})
 		ids := hostileUserIDs()
@@ -747,6 +764,7 @@ func TestHostileUserIDsRoundTrip(t *testing.T) {
 
 // Keys never persist: every key the engine writes has a TTL.
 func TestEveryKeyHasATTL(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		e := b.engine(t, Config{MaxSessions: 1, HistoryLimit: 5})
 		r := mustLogin(t, e, "alice", Meta{})
@@ -772,6 +790,7 @@ func TestEveryKeyHasATTL(t *testing.T) {
 // expiry in the index, not by reading records, so a sliding refresh must
 // move that expiry too, or the next login would drop a session in use.
 func TestTouchMovesTheIndexExpiry(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		e := b.engine(t, Config{MaxSessions: 3, IdleTimeout: 10 * time.Minute, TouchInterval: time.Minute})
 		a := mustLogin(t, e, "alice", Meta{})
@@ -797,6 +816,7 @@ func TestTouchMovesTheIndexExpiry(t *testing.T) {
 // most maxTombstones tombstones; the newest evictions still explain
 // themselves, older ones read as expired.
 func TestTombstonesPerUserAreCapped(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		e := b.engine(t, Config{})
 		var all []*LoginResult
@@ -827,6 +847,8 @@ func TestTombstonesPerUserAreCapped(t *testing.T) {
 // TestTouchCacheMemory backs the figure documented on
 // Config.TouchCacheSize (about 53 bytes per entry, 3.3 MiB at the default
 // size) with a generous bound, so a change that bloats entries shows.
+//
+// Serial: it measures the heap, which parallel tests would grow.
 func TestTouchCacheMemory(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()

@@ -221,11 +221,18 @@ var topologies = []topology{
 }
 
 // backends runs f once on every topology: miniredis, a real redis-server,
-// and whatever topology_test.go registers.
+// and whatever topology_test.go registers. The runs are parallel subtests:
+// each has its own server or its own key prefix (and its own client, so
+// b.count sees only its commands).
+//
+// Tests are parallel (t.Parallel) unless they flush the script cache, kill
+// or pause a server, or measure time or memory; those stay serial, and Go
+// runs every serial top-level test before the parallel ones start.
 func backends(t *testing.T, f func(t *testing.T, b *backend)) {
 	t.Helper()
 	for _, tp := range topologies {
 		t.Run(tp.name, func(t *testing.T) {
+			t.Parallel()
 			b := tp.setup(t)
 			b.count = &counter{}
 			b.client.AddHook(b.count)

@@ -7,6 +7,7 @@ import (
 )
 
 func TestHistoryRecordsEveryChangeNewestFirst(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		idle := 10 * time.Minute
 		e := b.engine(t, Config{MaxSessions: 2, HistoryLimit: HistoryAll, IdleTimeout: idle})
@@ -78,6 +79,7 @@ func TestHistoryRecordsEveryChangeNewestFirst(t *testing.T) {
 }
 
 func TestHistoryLimitKeepsNewestN(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		for _, tc := range []struct {
 			limit, logins, want int
@@ -108,6 +110,7 @@ func TestHistoryLimitKeepsNewestN(t *testing.T) {
 }
 
 func TestSubscribeDeliversEndingsLive(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		mode := EventsPubSub
 		if b.name == "cluster" {

@@ -29,6 +29,7 @@ func hostileUserIDs() []string {
 }
 
 func TestKeyLayoutOneSlotPerUserAndNoCollisions(t *testing.T) {
+	t.Parallel()
 	for _, dg := range digesters {
 		t.Run(dg.name, func(t *testing.T) { checkKeyLayout(t, dg.digest) })
 	}
@@ -62,6 +63,7 @@ func checkKeyLayout(t *testing.T, digest func(string) [digestLen]byte) {
 // wire, that each EVALSHA/EVAL names only keys of one slot, and that the
 // channel it publishes on shares that slot: miniredis does not check slots.
 func TestEveryScriptCallUsesOneSlot(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		rec := &slotRecorder{}
 		b.client.AddHook(rec)

@@ -36,6 +36,7 @@ func (s *syncBuffer) String() string {
 }
 
 func TestLogsNeverHoldTokensOrSecrets(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		var buf syncBuffer
 		logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -74,6 +75,7 @@ func TestLogsNeverHoldTokensOrSecrets(t *testing.T) {
 }
 
 func TestStatsCountOutcomes(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		stats := &Stats{}
 		e := b.engine(t, Config{MaxSessions: 1, Observer: stats})
@@ -105,6 +107,7 @@ func TestStatsCountOutcomes(t *testing.T) {
 // The Tracer wraps every operation, and the Redis calls run in the context
 // it returns, so an instrumented client's spans nest under it.
 func TestTracerWrapsEachOperation(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		type spanKey struct{}
 		var mu sync.Mutex

@@ -31,6 +31,7 @@ func liveInRedis(t *testing.T, b *backend, e *Engine, user string) (index, recor
 }
 
 func TestConcurrentLoginsNeverExceedTheCap(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		for _, tc := range []struct {
 			cap      int
@@ -78,6 +79,7 @@ func TestConcurrentLoginsNeverExceedTheCap(t *testing.T) {
 // A Save that loses the race with an eviction must not bring the evicted
 // session back: Save checks the record is live inside the same script.
 func TestSaveRacingEvictionNeverResurrects(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		e := b.engine(t, Config{MaxSessions: 1})
 		rounds := 200

@@ -15,6 +15,7 @@ import (
 )
 
 func TestMalformedInputNeverReachesRedis(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		e := b.engine(t, Config{})
 		good := mustLogin(t, e, "alice", Meta{}).Token
@@ -96,6 +97,7 @@ func nonCanonicalLast(c byte) string {
 }
 
 func TestRedisDownIsATypedErrorNeverValid(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		// A token minted while Redis was up, checked while it is down.
 		tok := mustLogin(t, b.engine(t, Config{}), "alice", Meta{}).Token
@@ -136,7 +138,8 @@ func TestRedisDownIsATypedErrorNeverValid(t *testing.T) {
 }
 
 // A server that accepts connections and never answers: every call must
-// return by its context deadline with a typed error.
+// return by its context deadline with a typed error. Serial: it measures
+// how long each call takes.
 func TestHungRedisHonoursTheDeadline(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -254,6 +257,7 @@ func readCommand(r *bufio.Reader) ([]string, error) {
 }
 
 func TestGarbageRepliesAreErrorsNotSessions(t *testing.T) {
+	t.Parallel()
 	good := token{}.String()
 	for name, reply := range map[string]string{
 		"integer":            ":42\r\n",
@@ -270,6 +274,7 @@ func TestGarbageRepliesAreErrorsNotSessions(t *testing.T) {
 		"error":              "-ERR something broke\r\n",
 	} {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			client := redis.NewClient(&redis.Options{Addr: fakeRedis(t, reply), MaxRetries: -1})
 			defer client.Close()
 			e, err := New(client, Config{})
@@ -306,6 +311,7 @@ func TestGarbageRepliesAreErrorsNotSessions(t *testing.T) {
 }
 
 func TestCorruptRecordIsAnErrorNotAPanic(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		e := b.engine(t, Config{})
 		r := mustLogin(t, e, "alice", Meta{})
@@ -333,6 +339,9 @@ func TestCorruptRecordIsAnErrorNotAPanic(t *testing.T) {
 	})
 }
 
+// TestScriptCacheFlushCostsOneRetry is serial: SCRIPT FLUSH on the shared
+// redis-server, Cluster and Sentinel would cost other tests a retry and
+// break their command counts.
 func TestScriptCacheFlushCostsOneRetry(t *testing.T) {
 	backends(t, func(t *testing.T, b *backend) {
 		stats := &Stats{}

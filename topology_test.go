@@ -152,6 +152,7 @@ func newClusterClient(c *redistest.Cluster) *redis.ClusterClient {
 // backend must really be a cluster (a cross-slot script is refused), and a
 // "sentinel" backend must really talk to the primary the Sentinels name.
 func TestTopologiesAreWhatTheySayTheyAre(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		ctx := t.Context()
 		switch b.name {
@@ -190,6 +191,7 @@ func TestTopologiesAreWhatTheySayTheyAre(t *testing.T) {
 // one, and a replica can lag a logout. The engine then keeps Validate to
 // the script, which always runs on the master.
 func TestReplicaReadingClientsKeepValidateOnTheMaster(t *testing.T) {
+	t.Parallel()
 	c := sharedCluster(t)
 	for name, o := range map[string]redis.ClusterOptions{
 		"ReadOnly":       {ReadOnly: true},
@@ -197,6 +199,7 @@ func TestReplicaReadingClientsKeepValidateOnTheMaster(t *testing.T) {
 		"RouteRandomly":  {RouteRandomly: true},
 	} {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			o.Addrs = c.Addrs()
 			client := redis.NewClusterClient(&o)
 			defer client.Close()

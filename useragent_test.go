@@ -6,6 +6,7 @@ import (
 )
 
 func TestUserAgentPacking(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		ua      string
 		maxPack int // packed length at most
