@@ -115,6 +115,7 @@ func decodeFailure(t *testing.T, rec *httptest.ResponseRecorder) httpsession.Fai
 }
 
 func TestLoginCookieAttributes(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, sessioncap.Config{}, httpsession.Options{})
 	h := f.m.Load(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, err := f.m.Login(w, r, "alice", map[string]string{"n": "0"}); err != nil {
@@ -159,6 +160,7 @@ func TestLoginCookieAttributes(t *testing.T) {
 }
 
 func TestInsecureCookieForLocalDev(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, sessioncap.Config{}, httpsession.Options{Insecure: true, Persistent: true})
 	h := f.m.Load(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.m.Login(w, r, "alice", nil)
@@ -170,6 +172,7 @@ func TestInsecureCookieForLocalDev(t *testing.T) {
 }
 
 func TestBearer(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, sessioncap.Config{}, httpsession.Options{})
 	res := f.login(t, "bob", "10.0.0.1")
 	req := httptest.NewRequest("GET", "/", nil)
@@ -189,6 +192,7 @@ func TestBearer(t *testing.T) {
 }
 
 func TestFailures(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, sessioncap.Config{HistoryLimit: 10}, httpsession.Options{})
 	ctx := context.Background()
 	name := f.m.CookieName()
@@ -297,6 +301,7 @@ func TestFailures(t *testing.T) {
 // TestUnavailableIs503 checks that a dead Redis never reads as signed out
 // or, worse, as signed in: both Require and Load answer 503.
 func TestUnavailableIs503(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, sessioncap.Config{}, httpsession.Options{})
 	res := f.login(t, "alice", "1.1.1.1")
 	f.mini.Close()
@@ -328,6 +333,7 @@ func TestUnavailableIs503(t *testing.T) {
 }
 
 func TestSaveAtEnd(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, sessioncap.Config{}, httpsession.Options{})
 	res := f.login(t, "alice", "1.1.1.1")
 	name := f.m.CookieName()
@@ -360,6 +366,7 @@ func TestSaveAtEnd(t *testing.T) {
 // runs must not come back, and the handler's 200 must not go out as if its
 // change had been stored.
 func TestFailedSaveBecomesErrorResponse(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, sessioncap.Config{}, httpsession.Options{})
 	res := f.login(t, "alice", "1.1.1.1")
 	h := f.m.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -381,6 +388,7 @@ func TestFailedSaveBecomesErrorResponse(t *testing.T) {
 }
 
 func TestRotateAndLogout(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, sessioncap.Config{MaxSessions: 3}, httpsession.Options{})
 	ctx := context.Background()
 	res := f.login(t, "alice", "1.1.1.1")
@@ -429,6 +437,7 @@ func TestRotateAndLogout(t *testing.T) {
 // client while the handler is still running, and deadlines must reach the
 // server's writer through Unwrap.
 func TestStreamingFlush(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, sessioncap.Config{}, httpsession.Options{})
 	res := f.login(t, "alice", "1.1.1.1")
 	release := make(chan struct{})
@@ -490,6 +499,7 @@ func TestStreamingFlush(t *testing.T) {
 }
 
 func TestLargeBodyStreamsPastBufferLimit(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, sessioncap.Config{}, httpsession.Options{BufferLimit: 10})
 	res := f.login(t, "alice", "1.1.1.1")
 	body := strings.Repeat("abcdefgh", 100)
@@ -504,6 +514,7 @@ func TestLargeBodyStreamsPastBufferLimit(t *testing.T) {
 }
 
 func TestUnwrap(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, sessioncap.Config{}, httpsession.Options{})
 	res := f.login(t, "alice", "1.1.1.1")
 	var inner http.ResponseWriter
@@ -526,6 +537,7 @@ func TestUnwrap(t *testing.T) {
 // TestDescribeBareSentinels: an app may hand the handlers a bare sentinel
 // (a wrapped ErrEvicted without the rich type); that must not panic.
 func TestDescribeBareSentinels(t *testing.T) {
+	t.Parallel()
 	for _, err := range []error{sessioncap.ErrEvicted, sessioncap.ErrRevoked, sessioncap.ErrExpired,
 		sessioncap.ErrInvalidToken, sessioncap.ErrUnavailable, httpsession.ErrNoToken, errors.New("other")} {
 		f := httpsession.Describe(err)

@@ -108,6 +108,7 @@ func expect(t *testing.T, resp *http.Response, body map[string]any, status int, 
 }
 
 func TestAPILoginMeAndEviction(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, appConfig{})
 	phone := ts.device("Phone/1", false)
 	resp, body := phone.login("alice", "wrong")
@@ -161,6 +162,7 @@ func TestAPILoginMeAndEviction(t *testing.T) {
 }
 
 func TestAPIFailureKinds(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, appConfig{MaxSessions: 2})
 	anon := ts.device("x", false)
 	resp, body := anon.do("GET", "/api/me", nil)
@@ -212,6 +214,7 @@ func flipLast(tok string) string {
 }
 
 func TestAPIRejectIs409(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, appConfig{MaxSessions: 1, Overflow: sessioncap.RejectNew})
 	a := ts.device("A/1", false)
 	first := a.mustLogin("carol", "demo")
@@ -229,6 +232,7 @@ func TestAPIRejectIs409(t *testing.T) {
 }
 
 func TestAPILogoutOthersRotateHistory(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, appConfig{MaxSessions: 3})
 	a, b, c := ts.device("A/1", true), ts.device("B/1", false), ts.device("C/1", false)
 	a.mustLogin("alice", "demo")
@@ -291,6 +295,7 @@ func TestAPILogoutOthersRotateHistory(t *testing.T) {
 }
 
 func TestAPIAdminPermissions(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, appConfig{MaxSessions: 1})
 	bob := ts.device("Bob/1", false)
 	bob.mustLogin("bob", "demo")
@@ -338,6 +343,7 @@ func TestAPIAdminPermissions(t *testing.T) {
 }
 
 func TestCrossOriginPostRefused(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, appConfig{})
 	a := ts.device("A/1", true)
 	a.mustLogin("alice", "demo")
@@ -357,6 +363,7 @@ func TestCrossOriginPostRefused(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, appConfig{})
 	a := ts.device("A/1", false)
 	a.mustLogin("alice", "demo")
@@ -379,6 +386,7 @@ func TestMetrics(t *testing.T) {
 // TestEventsStream reads the SSE stream of one session and checks that an
 // eviction of that session ends it with an "ended" event.
 func TestEventsStream(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, appConfig{})
 	a := ts.device("A/1", false)
 	a.mustLogin("alice", "demo")
@@ -427,6 +435,7 @@ func TestEventsStream(t *testing.T) {
 }
 
 func TestPagesFlow(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, appConfig{})
 	noRedirect := *ts.srv.Client()
 	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -537,6 +546,7 @@ func TestPagesFlow(t *testing.T) {
 }
 
 func TestParseRedisURL(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in      string
 		kind    string
@@ -573,6 +583,7 @@ func TestParseRedisURL(t *testing.T) {
 }
 
 func TestDeviceName(t *testing.T) {
+	t.Parallel()
 	for ua, want := range map[string]string{
 		"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0 Safari/537.36":    "Headless Chrome on Linux",
 		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile Safari/604.1": "Safari on iPhone",
@@ -588,6 +599,7 @@ func TestDeviceName(t *testing.T) {
 // TestRejectPage: under -overflow reject the sign-in page lists the live
 // sessions and lets the user sign one out, password confirmed.
 func TestRejectPage(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, appConfig{Overflow: sessioncap.RejectNew})
 	first := ts.device("Laptop/1", false).mustLogin("bob", "demo")
 	client := *ts.srv.Client()

@@ -16,6 +16,7 @@ import (
 // span has the Redis command spans as its children: the trace then shows how
 // much of a request's session time is the script round trip.
 func TestTracing(t *testing.T) {
+	t.Parallel()
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	defer tp.Shutdown(t.Context())
