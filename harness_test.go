@@ -18,6 +18,11 @@ import (
 	"github.com/sessioncap/sessioncap/internal/redistest"
 )
 
+// report counts the tests that ran on each backend; TestMain writes it to
+// a file (see redistest.Report.Finish), because go test shows a passing
+// package as one "ok" line.
+var report = redistest.NewReport("sessioncap", redistest.BackendMiniredis, redistest.BackendRedis, redistest.BackendCluster, redistest.BackendSentinel)
+
 // realRedis is the address of the redis-server the tests started (or were
 // given with SESSIONCAP_REDIS_ADDR); empty when none is available.
 var realRedis string
@@ -58,7 +63,7 @@ func TestMain(m *testing.M) {
 	for i := len(teardowns) - 1; i >= 0; i-- {
 		teardowns[i]()
 	}
-	os.Exit(code)
+	os.Exit(report.Finish(code))
 }
 
 // teardowns run after all tests, last registered first: shared topologies
@@ -201,20 +206,21 @@ func newPrefix() string { return fmt.Sprintf("t%d", prefixSeq.Add(1)) }
 // single redis-server and miniredis are built in; topology_test.go adds
 // Redis Cluster and Sentinel.
 type topology struct {
-	name string
+	name    string
+	backend string // as the backend report names it
 	// setup returns a fresh backend, or calls t.Skip with a loud reason.
 	setup func(t *testing.T) *backend
 }
 
 var topologies = []topology{
-	{"miniredis", func(t *testing.T) *backend {
+	{"miniredis", redistest.BackendMiniredis, func(t *testing.T) *backend {
 		m := miniredis.RunT(t)
 		client := redis.NewClient(&redis.Options{Addr: m.Addr()})
 		return &backend{name: "miniredis", client: client, mini: m}
 	}},
-	{"redis", func(t *testing.T) *backend {
+	{"redis", redistest.BackendRedis, func(t *testing.T) *backend {
 		if realRedis == "" {
-			t.Skip("SKIPPED: no real redis-server (see the banner above)")
+			report.Missing(t, redistest.BackendRedis, "no real redis-server: redis-server is not on PATH (apt-get install redis-server)")
 		}
 		return &backend{name: "redis", client: redis.NewClient(&redis.Options{Addr: realRedis})}
 	}},
@@ -233,6 +239,7 @@ func backends(t *testing.T, f func(t *testing.T, b *backend)) {
 	for _, tp := range topologies {
 		t.Run(tp.name, func(t *testing.T) {
 			t.Parallel()
+			report.Use(t, tp.backend)
 			b := tp.setup(t)
 			b.count = &counter{}
 			b.client.AddHook(b.count)

@@ -3,7 +3,6 @@ package sessioncap
 import (
 	"context"
 	"errors"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,16 +18,16 @@ import (
 // The behaviour suite also runs on a Redis Cluster (3 masters, 3 replicas)
 // and behind Sentinel (primary, replica, 3 Sentinels). Each is started once
 // per test binary, on first use, and stopped by TestMain after every test;
-// under -short neither starts (see fullTier).
+// under -short neither starts (see Report.FullTier).
 // Tests that break a topology (failover, resharding) start their own with
 // freshCluster / freshSentinel instead.
 func init() {
 	topologies = append(topologies,
-		topology{"cluster", func(t *testing.T) *backend {
+		topology{"cluster", redistest.BackendCluster, func(t *testing.T) *backend {
 			c := sharedCluster(t)
 			return &backend{name: "cluster", client: redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})}
 		}},
-		topology{"sentinel", func(t *testing.T) *backend {
+		topology{"sentinel", redistest.BackendSentinel, func(t *testing.T) *backend {
 			s := sharedSentinel(t)
 			return &backend{name: "sentinel", client: newFailoverClient(s)}
 		}},
@@ -47,31 +46,19 @@ var (
 
 // needRedisServer skips t loudly when redis-server is missing, or fails it
 // when SESSIONCAP_REQUIRE_REDIS=1 says that a missing topology is an error.
-func needRedisServer(t testing.TB, what string) {
+// It records t in the package's backend report under backend.
+func needRedisServer(t testing.TB, backend, what string) {
 	t.Helper()
-	if redistest.Available() {
-		return
+	if !redistest.Available() {
+		report.Missing(t, backend, "redis-server is not on PATH, so "+what+" is not tested (apt-get install redis-server)")
 	}
-	msg := "SKIPPED: redis-server is not on PATH, so " + what + " is not tested"
-	if os.Getenv("SESSIONCAP_REQUIRE_REDIS") == "1" {
-		t.Fatal(msg + " (SESSIONCAP_REQUIRE_REDIS=1)")
-	}
-	t.Skip(msg)
-}
-
-// fullTier skips t under -short: the quick tier runs miniredis and one
-// redis-server only, and leaves Cluster and Sentinel to the full run.
-func fullTier(t testing.TB, what string) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: " + what + " runs in the full tier only (go test without -short)")
-	}
+	report.Use(t, backend)
 }
 
 func sharedCluster(t *testing.T) *redistest.Cluster {
 	t.Helper()
-	fullTier(t, "Redis Cluster")
-	needRedisServer(t, "Redis Cluster")
+	report.FullTier(t, redistest.BackendCluster)
+	needRedisServer(t, redistest.BackendCluster, "Redis Cluster")
 	clusterOnce.Do(func() {
 		start := time.Now()
 		clusterShared, clusterErr = redistest.StartCluster(redistest.ClusterOptions{ReplicasPerMaster: 1})
@@ -88,8 +75,8 @@ func sharedCluster(t *testing.T) *redistest.Cluster {
 
 func sharedSentinel(t *testing.T) *redistest.Sentinel {
 	t.Helper()
-	fullTier(t, "Redis Sentinel")
-	needRedisServer(t, "Redis Sentinel")
+	report.FullTier(t, redistest.BackendSentinel)
+	needRedisServer(t, redistest.BackendSentinel, "Redis Sentinel")
 	sentinelOnce.Do(func() {
 		start := time.Now()
 		sentinelShared, sentinelErr = redistest.StartSentinel(redistest.SentinelOptions{})
@@ -108,8 +95,8 @@ func sharedSentinel(t *testing.T) *redistest.Sentinel {
 // reshard nodes, and stops it when t ends.
 func freshCluster(t *testing.T, o redistest.ClusterOptions) *redistest.Cluster {
 	t.Helper()
-	fullTier(t, "Redis Cluster")
-	needRedisServer(t, "Redis Cluster")
+	report.FullTier(t, redistest.BackendCluster)
+	needRedisServer(t, redistest.BackendCluster, "Redis Cluster")
 	start := time.Now()
 	c, err := redistest.StartCluster(o)
 	if err != nil {
@@ -123,8 +110,8 @@ func freshCluster(t *testing.T, o redistest.ClusterOptions) *redistest.Cluster {
 // freshSentinel is freshCluster for a Sentinel set.
 func freshSentinel(t *testing.T) *redistest.Sentinel {
 	t.Helper()
-	fullTier(t, "Redis Sentinel")
-	needRedisServer(t, "Redis Sentinel")
+	report.FullTier(t, redistest.BackendSentinel)
+	needRedisServer(t, redistest.BackendSentinel, "Redis Sentinel")
 	start := time.Now()
 	s, err := redistest.StartSentinel(redistest.SentinelOptions{})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,7 +21,15 @@ import (
 
 	"github.com/sessioncap/sessioncap"
 	"github.com/sessioncap/sessioncap/httpsession"
+	"github.com/sessioncap/sessioncap/internal/redistest"
 )
+
+// report counts the tests that ran on each backend: go test shows a passing
+// package as one "ok" line, so TestMain writes a summary to a file (see
+// redistest.Report.Finish).
+var report = redistest.NewReport("httpsession", redistest.BackendMiniredis)
+
+func TestMain(m *testing.M) { os.Exit(report.Finish(m.Run())) }
 
 // opCounter counts engine calls by op, to prove one Validate per request
 // and no Save when nothing changed.
@@ -57,6 +66,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, cfg sessioncap.Config, opt httpsession.Options) *fixture {
 	t.Helper()
+	report.Use(t, redistest.BackendMiniredis)
 	f := &fixture{mini: miniredis.RunT(t), ops: &opCounter{}}
 	f.now.Store(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixMilli())
 	client := redis.NewClient(&redis.Options{Addr: f.mini.Addr(), MaxRetries: -1})

@@ -7,12 +7,25 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sessioncap/sessioncap"
+	"github.com/sessioncap/sessioncap/internal/redistest"
 )
+
+// report counts the tests that ran on each backend: go test shows a passing
+// package as one "ok" line, so TestMain writes a summary to a file (see
+// redistest.Report.Finish).
+var report = redistest.NewReport("webapp", redistest.BackendMiniredis, redistest.BackendRedis,
+	redistest.BackendCluster, redistest.BackendSentinel, redistest.BackendChromium)
+
+func TestMain(m *testing.M) {
+	report.Installed(redistest.BackendChromium, findBrowser() != "")
+	os.Exit(report.Finish(m.Run()))
+}
 
 // testServer runs the demo app on miniredis behind httptest.
 type testServer struct {
@@ -23,6 +36,9 @@ type testServer struct {
 
 func newTestServer(t *testing.T, cfg appConfig) *testServer {
 	t.Helper()
+	if cfg.RedisURL == "" {
+		report.Use(t, redistest.BackendMiniredis)
+	}
 	a, err := newApp(cfg)
 	if err != nil {
 		t.Fatal(err)

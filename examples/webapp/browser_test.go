@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/sessioncap/sessioncap/internal/redistest"
 )
 
 // findBrowser returns a Chromium to drive, or "" when there is none.
@@ -168,18 +170,12 @@ func (p *profile) text(t *testing.T, sel string) string {
 // live over Server-Sent Events and again on its next page, the second lists
 // one session, and an admin in a third profile signs the second out.
 func TestBrowserEviction(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: the browser test runs in the full tier only (go test without -short)")
-	}
+	report.FullTier(t, redistest.BackendChromium)
 	browser := findBrowser()
 	if browser == "" {
-		msg := "!!! SKIPPED: no Chromium found (apt-get install chromium chromium-driver, or set SESSIONCAP_CHROMIUM)"
-		if os.Getenv("SESSIONCAP_REQUIRE_BROWSER") == "1" {
-			t.Fatal("no Chromium found, and SESSIONCAP_REQUIRE_BROWSER=1 makes that a failure (apt-get install chromium chromium-driver, or set SESSIONCAP_CHROMIUM)")
-		}
-		fmt.Fprintln(os.Stderr, msg)
-		t.Skip(msg)
+		report.Missing(t, redistest.BackendChromium, "no Chromium found (apt-get install chromium chromium-driver, or set SESSIONCAP_CHROMIUM)")
 	}
+	report.Use(t, redistest.BackendChromium)
 	dir := artifactsDir(t)
 
 	a, err := newApp(appConfig{MaxSessions: 1})

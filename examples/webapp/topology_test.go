@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,18 +14,12 @@ import (
 // through each -redis URL scheme (a single server, a Sentinel set, a
 // Cluster), so the schemes are known to reach working clients, and the live
 // event stream is checked on each (PUBLISH, and SPUBLISH on the Cluster).
+//
+// The single server runs in the -short tier too; Sentinel and Cluster only
+// in the full one.
 func TestRedisURLTopologies(t *testing.T) {
-	if !redistest.Available() {
-		msg := "!!! SKIPPED: redis-server not on PATH, -redis URL schemes untested (apt-get install redis-server)"
-		if os.Getenv("SESSIONCAP_REQUIRE_REDIS") == "1" {
-			t.Fatal("redis-server not on PATH, and SESSIONCAP_REQUIRE_REDIS=1 makes that a failure")
-		}
-		t.Skip(msg)
-	}
-	if testing.Short() {
-		t.Skip("starts a Sentinel set and a Cluster; skipped under -short")
-	}
 	t.Run("redis", func(t *testing.T) {
+		needServer(t, redistest.BackendRedis)
 		s, err := redistest.Start(t.TempDir())
 		if err != nil {
 			t.Fatal(err)
@@ -35,6 +28,8 @@ func TestRedisURLTopologies(t *testing.T) {
 		evictionOverURL(t, "redis://"+s.Addr()+"/2")
 	})
 	t.Run("sentinel", func(t *testing.T) {
+		report.FullTier(t, redistest.BackendSentinel)
+		needServer(t, redistest.BackendSentinel)
 		s, err := redistest.StartSentinel(redistest.SentinelOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -43,6 +38,8 @@ func TestRedisURLTopologies(t *testing.T) {
 		evictionOverURL(t, "redis+sentinel://"+strings.Join(s.SentinelAddrs(), ",")+"/"+s.MasterName)
 	})
 	t.Run("cluster", func(t *testing.T) {
+		report.FullTier(t, redistest.BackendCluster)
+		needServer(t, redistest.BackendCluster)
 		c, err := redistest.StartCluster(redistest.ClusterOptions{Masters: 3})
 		if err != nil {
 			t.Fatal(err)
@@ -50,6 +47,16 @@ func TestRedisURLTopologies(t *testing.T) {
 		t.Cleanup(c.Stop)
 		evictionOverURL(t, "redis+cluster://"+strings.Join(c.Addrs(), ","))
 	})
+}
+
+// needServer records t under backend, and skips it (or, with
+// SESSIONCAP_REQUIRE_REDIS=1, fails it) when redis-server is missing.
+func needServer(t *testing.T, backend string) {
+	t.Helper()
+	if !redistest.Available() {
+		report.Missing(t, backend, "redis-server is not on PATH, so the -redis URL scheme for "+backend+" is not tested (apt-get install redis-server)")
+	}
+	report.Use(t, backend)
 }
 
 // evictionOverURL signs a user in twice under a cap of one and checks the

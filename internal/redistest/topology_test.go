@@ -8,6 +8,21 @@ import (
 	"time"
 )
 
+// report counts the tests that ran on each backend (see Report.Finish).
+var report = NewReport("redistest", BackendRedis, BackendCluster, BackendSentinel)
+
+func TestMain(m *testing.M) { os.Exit(report.Finish(m.Run())) }
+
+// needServer records t under backend, and skips it (or, with
+// SESSIONCAP_REQUIRE_REDIS=1, fails it) when redis-server is missing.
+func needServer(t *testing.T, backend string) {
+	t.Helper()
+	if !Available() {
+		report.Missing(t, backend, "redis-server is not on PATH (apt-get install redis-server)")
+	}
+	report.Use(t, backend)
+}
+
 // TestKeySlotReferenceValues checks KeySlot without a server: the CRC16
 // check value and slots from the Redis Cluster specification, and the
 // hash-tag rule (the first '{' and the next '}', a non-empty tag).
@@ -29,9 +44,7 @@ func TestKeySlotReferenceValues(t *testing.T) {
 }
 
 func TestKeySlotMatchesRedis(t *testing.T) {
-	if !Available() {
-		t.Skip("SKIPPED: redis-server not on PATH")
-	}
+	needServer(t, BackendRedis)
 	dir := t.TempDir()
 	s, err := Start(dir, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
 	if err != nil {
@@ -54,12 +67,8 @@ func TestKeySlotMatchesRedis(t *testing.T) {
 }
 
 func TestClusterLifecycle(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a 6-node cluster")
-	}
-	if !Available() {
-		t.Skip("SKIPPED: redis-server not on PATH")
-	}
+	report.FullTier(t, BackendCluster) // starts a 6-node cluster
+	needServer(t, BackendCluster)
 	start := time.Now()
 	c, err := StartCluster(ClusterOptions{ReplicasPerMaster: 1})
 	if err != nil {
@@ -121,12 +130,8 @@ func TestClusterLifecycle(t *testing.T) {
 }
 
 func TestSentinelLifecycle(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a Sentinel set")
-	}
-	if !Available() {
-		t.Skip("SKIPPED: redis-server not on PATH")
-	}
+	report.FullTier(t, BackendSentinel) // starts a Sentinel set
+	needServer(t, BackendSentinel)
 	start := time.Now()
 	s, err := StartSentinel(SentinelOptions{})
 	if err != nil {
