@@ -133,8 +133,7 @@ func TestFailoverSentinel(t *testing.T) {
 // without a failure, then checks and reports.
 func runFailover(t *testing.T, w *workload, observer redis.Cmdable, prefix string, recoverWithin time.Duration, kill func(), promoted func() error) {
 	t.Helper()
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() { w.run(stop, 90*time.Second); close(done) }()
+	_, stopLoad := w.start(90 * time.Second)
 	cc := &capChecker{}
 	ccStop, ccDone := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -142,12 +141,7 @@ func runFailover(t *testing.T, w *workload, observer redis.Cmdable, prefix strin
 		close(ccDone)
 	}()
 	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		<-done
+		stopLoad()
 		close(ccStop)
 		<-ccDone
 	}()
@@ -192,8 +186,7 @@ func runFailover(t *testing.T, w *workload, observer redis.Cmdable, prefix strin
 	}
 	okAtRecovery := w.okOps.Load()
 	time.Sleep(500 * time.Millisecond)
-	close(stop)
-	<-done
+	stopLoad()
 
 	first, last, n := w.failureSpan()
 	if n == 0 {

@@ -320,16 +320,8 @@ func TestScriptCacheLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := newWorkload(t, e, "script", 16, 4, func(string) int { return 3 })
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() { w.run(stop, 60*time.Second); close(done) }()
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		<-done
-	}()
+	_, stopLoad := w.start(60 * time.Second)
+	defer stopLoad()
 
 	time.Sleep(500 * time.Millisecond)
 	retries := stats.Snapshot().ScriptRetries
@@ -353,8 +345,7 @@ func TestScriptCacheLoss(t *testing.T) {
 	}
 	readyAt := time.Now()
 	time.Sleep(time.Second)
-	close(stop)
-	<-done
+	stopLoad()
 
 	_, _, n := w.failureSpan()
 	for _, f := range w.failures {

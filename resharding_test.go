@@ -106,8 +106,7 @@ func TestReshardingUnderLoad(t *testing.T) {
 		}
 	}
 
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() { w.run(stop, 60*time.Second); close(done) }()
+	stop, stopLoad := w.start(60 * time.Second)
 	cc := &capChecker{}
 	ccStop, ccDone := make(chan struct{}), make(chan struct{})
 	go func() { cc.loop(observer, full.cfg.KeyPrefix, w.users, w.cap, ccStop); close(ccDone) }()
@@ -148,8 +147,7 @@ func TestReshardingUnderLoad(t *testing.T) {
 			return
 		default:
 		}
-		close(stop)
-		<-done
+		stopLoad()
 		<-sparseDone
 		close(ccStop)
 		<-ccDone

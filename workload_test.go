@@ -171,6 +171,17 @@ func (w *workload) run(stop <-chan struct{}, maxDuration time.Duration) {
 	wg.Wait()
 }
 
+// start runs the workload in the background until stop is called or
+// maxDuration passes. The first stop closes stopped and waits for the
+// workers to end; a later one (say, deferred after an explicit stop) only
+// waits.
+func (w *workload) start(maxDuration time.Duration) (stopped <-chan struct{}, stop func()) {
+	ch, done := make(chan struct{}), make(chan struct{})
+	go func() { w.run(ch, maxDuration); close(done) }()
+	var once sync.Once
+	return ch, func() { once.Do(func() { close(ch) }); <-done }
+}
+
 // failureSpan returns the first and last failure times and their count.
 func (w *workload) failureSpan() (first, last time.Time, n int) {
 	w.mu.Lock()

@@ -113,6 +113,55 @@ func (c *client) mustLogin(user, password string) string {
 	return body["session_id"].(string)
 }
 
+// events opens the device's Server-Sent Events stream. next waits up to
+// 10 s for a line that starts with prefix and returns it; lines is closed
+// when the server ends the stream. The stream is closed when the test ends.
+func (c *client) events() (next func(prefix string) string, lines <-chan string) {
+	t := c.ts.t
+	t.Helper()
+	req, _ := http.NewRequest("GET", c.ts.srv.URL+"/api/events", nil)
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.ts.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done); resp.Body.Close() })
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("events: %d %v", resp.StatusCode, resp.Header)
+	}
+	ch := make(chan string, 64)
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			select {
+			case ch <- sc.Text():
+			case <-done:
+				return
+			}
+		}
+	}()
+	next = func(prefix string) string {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case l, ok := <-ch:
+				if !ok {
+					t.Fatalf("stream closed before %q", prefix)
+				}
+				if strings.HasPrefix(l, prefix) {
+					return l
+				}
+			case <-deadline:
+				t.Fatalf("no %q within 10s", prefix)
+			}
+		}
+	}
+	return next, ch
+}
+
 func expect(t *testing.T, resp *http.Response, body map[string]any, status int, errCode string) {
 	t.Helper()
 	if resp.StatusCode != status {
@@ -406,41 +455,7 @@ func TestEventsStream(t *testing.T) {
 	ts := newTestServer(t, appConfig{})
 	a := ts.device("A/1", false)
 	a.mustLogin("alice", "demo")
-	req, _ := http.NewRequest("GET", ts.srv.URL+"/api/events", nil)
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	resp, err := ts.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
-		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
-	}
-	lines := make(chan string, 64)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	next := func(prefix string) string {
-		t.Helper()
-		deadline := time.After(10 * time.Second)
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("stream closed before %q", prefix)
-				}
-				if strings.HasPrefix(l, prefix) {
-					return l
-				}
-			case <-deadline:
-				t.Fatalf("no %q within 10s", prefix)
-			}
-		}
-	}
+	next, lines := a.events()
 	next("event: ready")
 	start := time.Now()
 	ts.device("B/1", false).mustLogin("alice", "demo")

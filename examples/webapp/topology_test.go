@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
-	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sessioncap/sessioncap/internal/redistest"
 )
@@ -67,46 +64,10 @@ func evictionOverURL(t *testing.T, redisURL string) {
 	a := ts.device("A/1", false)
 	a.mustLogin("alice", "demo")
 
-	req, _ := http.NewRequest("GET", ts.srv.URL+"/api/events", nil)
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	resp, err := ts.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("events: %d", resp.StatusCode)
-	}
-	events := make(chan string, 16)
-	go func() {
-		defer close(events)
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			if l := sc.Text(); strings.HasPrefix(l, "event: ") {
-				events <- strings.TrimPrefix(l, "event: ")
-			}
-		}
-	}()
-	wait := func(name string) {
-		t.Helper()
-		timeout := time.After(10 * time.Second)
-		for {
-			select {
-			case ev, ok := <-events:
-				if !ok {
-					t.Fatalf("stream closed before %q", name)
-				}
-				if ev == name {
-					return
-				}
-			case <-timeout:
-				t.Fatalf("no %q event within 10s", name)
-			}
-		}
-	}
-	wait("ready")
+	next, _ := a.events()
+	next("event: ready")
 	second := ts.device("B/1", false).mustLogin("alice", "demo")
-	wait("ended")
+	next("event: ended")
 
 	r, body := a.do("GET", "/api/me", nil)
 	expect(t, r, body, 401, "evicted")
