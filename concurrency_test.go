@@ -18,9 +18,8 @@ import (
 // an exact account, read from Redis: each user holds exactly its cap of live
 // sessions, every other session of its 40 is a tombstone, every session is
 // either live or listed as evicted by exactly one login, and exactly the live
-// ones validate.
-// TestConcurrentLoginsCluster is serial: 2,000 logins at once load both
-// cores, and other tests' timeouts should not pay for it.
+// ones validate. Serial: 2,000 logins at once load both cores, and other
+// tests' timeouts should not pay for it.
 func TestConcurrentLoginsCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("2,000 logins on the cluster")
