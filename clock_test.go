@@ -11,6 +11,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sessioncap/sessioncap/internal/redistest"
 )
 
 // skewedClock is an app server's wall clock, off by a skew that a test may
@@ -162,8 +164,11 @@ func TestClockWithoutRedis(t *testing.T) {
 // The control runs the same checks with each engine on its own wall clock
 // (Config.Now), and must see them broken, so the test can fail.
 func TestSkewedClocksAgree(t *testing.T) {
-	needRedisServer(t, "clock skew between app instances")
+	needRedisServer(t, redistest.BackendRedis, "clock skew between app instances")
+	// Serial against the other tests (it checks timeouts to 1.2 s), but its
+	// two runs, each with its own prefix and mostly asleep, share the time.
 	t.Run("anchored on Redis", func(t *testing.T) {
+		t.Parallel()
 		if bad := skewScenario(t, true); len(bad) > 0 {
 			for _, b := range bad {
 				t.Error(b)
@@ -171,6 +176,7 @@ func TestSkewedClocksAgree(t *testing.T) {
 		}
 	})
 	t.Run("control: each on its own wall clock", func(t *testing.T) {
+		t.Parallel()
 		if bad := skewScenario(t, false); len(bad) == 0 {
 			t.Fatal("engines on skewed wall clocks broke no timeout: the scenario cannot tell")
 		} else {
