@@ -76,6 +76,7 @@ func TestLimiterReturningNonsenseIsAnError(t *testing.T) {
 // client that can pin a connection to a slot's primary; New says so, rather
 // than the first Logout.
 func TestNewRefusesWaitReplicasWithoutPinnableClient(t *testing.T) {
+	t.Parallel()
 	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": "127.0.0.1:1"}})
 	defer ring.Close()
 	if _, err := New(ring, Config{WaitReplicas: 1}); !errors.Is(err, ErrInvalidConfig) {

@@ -123,7 +123,7 @@ func TestSubscribeSharesConnections(t *testing.T) {
 				masters = clusterMasters(t, c)
 			} else {
 				if realRedis == "" {
-					needRedisServer(t, "Subscribe on a real redis-server")
+					needRedisServer(t, redistest.BackendRedis, "Subscribe on a real redis-server")
 					t.Skip("SKIPPED: no real redis-server (see the banner above)")
 				}
 				client = redis.NewClient(&redis.Options{Addr: realRedis})
@@ -220,7 +220,7 @@ func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
 func TestHubFansOutWithoutBlocking(t *testing.T) {
 	backends(t, func(t *testing.T, b *backend) {
 		if b.mini != nil {
-			t.Skip("miniredis: covered by TestSubscribeDeliversEndingsLive")
+			report.Skip(t, redistest.BackendMiniredis, "covered by TestSubscribeDeliversEndingsLive")
 		}
 		leakCheck(t)
 		t.Cleanup(func() { b.client.Close() }) // before leakCheck looks

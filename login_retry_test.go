@@ -7,17 +7,18 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sessioncap/sessioncap/internal/redistest"
 )
 
 // lostReply is a go-redis hook that lets the next script call run on the
 // server and then reports it failed, as a deadline passing after the
 // script ran would.
-type lostReply struct{ armed atomic.Bool }
-
-func (h *lostReply) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *lostReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
+type lostReply struct {
+	redistest.PassHook
+	armed atomic.Bool
 }
+
 func (h *lostReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
@@ -33,6 +34,7 @@ func (h *lostReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 // device. With Meta.Token from NewToken, calling Login again finds that
 // session: the caller gets its token, and nothing more is evicted.
 func TestLoginRetryWithToken(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		lost := &lostReply{}
@@ -86,6 +88,7 @@ func TestLoginRetryWithToken(t *testing.T) {
 // TestLimiterFailureIsASentinel: a failing Limiter matches ErrLimiter and
 // its own error, and no session is created.
 func TestLimiterFailureIsASentinel(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		boom := errors.New("plans database down")
 		e := b.engine(t, Config{Limiter: LimitFunc(func(context.Context, string) (int, error) { return 0, boom })})

@@ -121,6 +121,7 @@ func luaConstants(t *testing.T) map[string]any {
 // drifting: every status, mode, record kind, code and offset the scripts
 // name must equal its Go twin, and every twin must exist in the scripts.
 func TestLuaProtocolMatchesGo(t *testing.T) {
+	t.Parallel()
 	lua := luaConstants(t)
 	for name, v := range lua {
 		want, ok := luaTwins[name]
@@ -142,6 +143,7 @@ func TestLuaProtocolMatchesGo(t *testing.T) {
 // TestLuaNoMagicNumbers catches a record kind compared as a bare number or a
 // field sliced at literal offsets: what the named constants are for.
 func TestLuaNoMagicNumbers(t *testing.T) {
+	t.Parallel()
 	files, _ := filepath.Glob("lua/*.lua")
 	for _, f := range files {
 		src, err := os.ReadFile(f)

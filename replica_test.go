@@ -300,6 +300,7 @@ func atoi(t *testing.T, s string) int {
 // TestReadsFromReplicas: which clients New treats as able to read a
 // replica, and so keeps Validate off the HGET fast path.
 func TestReadsFromReplicas(t *testing.T) {
+	t.Parallel()
 	addrs := []string{deadAddr(t), deadAddr(t)}
 	fo := func(o redis.FailoverOptions) *redis.FailoverOptions {
 		o.MasterName, o.SentinelAddrs = "m", addrs

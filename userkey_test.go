@@ -13,6 +13,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sessioncap/sessioncap/internal/redistest"
 )
 
 // testUserKey is the Config.UserKey of the keyed topologies and digesters.
@@ -33,14 +35,14 @@ var digesters = []struct {
 // b.engine fills in the key unless a test sets its own.
 func init() {
 	topologies = append(topologies,
-		topology{"miniredis+userkey", func(t *testing.T) *backend {
+		topology{"miniredis+userkey", redistest.BackendMiniredis, func(t *testing.T) *backend {
 			m := miniredis.RunT(t)
 			return &backend{name: "miniredis+userkey", client: redis.NewClient(&redis.Options{Addr: m.Addr()}),
 				mini: m, userKey: testUserKey}
 		}},
-		topology{"redis+userkey", func(t *testing.T) *backend {
+		topology{"redis+userkey", redistest.BackendRedis, func(t *testing.T) *backend {
 			if realRedis == "" {
-				t.Skip("SKIPPED: no real redis-server (see the banner above)")
+				report.Missing(t, redistest.BackendRedis, "no real redis-server: redis-server is not on PATH (apt-get install redis-server)")
 			}
 			return &backend{name: "redis+userkey", client: redis.NewClient(&redis.Options{Addr: realRedis}),
 				userKey: testUserKey}
@@ -86,6 +88,7 @@ func commonPrefix(a, b string) int {
 // digest under another key, and no candidate's unkeyed digest appears in
 // the token at all.
 func TestUserKeyTokensShareNoComputablePrefix(t *testing.T) {
+	t.Parallel()
 	m := miniredis.RunT(t)
 	client := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	defer client.Close()
@@ -188,6 +191,7 @@ func TestUserKeyTokensShareNoComputablePrefix(t *testing.T) {
 // before it reads as expired, nobody is evicted by the old sessions, and
 // the old keys stay in Redis until their own TTL removes them.
 func TestUserKeyRotationSignsEveryoneOut(t *testing.T) {
+	t.Parallel()
 	m := miniredis.RunT(t)
 	client := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	defer client.Close()
@@ -255,6 +259,7 @@ func TestUserKeyRotationSignsEveryoneOut(t *testing.T) {
 }
 
 func TestUserKeyConfig(t *testing.T) {
+	t.Parallel()
 	client := redis.NewClient(&redis.Options{Addr: deadAddr(t)})
 	for name, key := range map[string][]byte{
 		"empty, not nil": {},
