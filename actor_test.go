@@ -49,6 +49,7 @@ func byDevice(t *testing.T, got Ending, actor *LoginResult, ip, ua string) {
 // (ID, IP, user agent) where one acted, the administrator's name where one
 // did.
 func TestEveryEndingSaysWhyAndWho(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		laptop := Meta{IP: "203.0.113.7", UserAgent: firefoxWindows}
