@@ -228,17 +228,32 @@ var topologies = []topology{
 
 // backends runs f once on every topology: miniredis, a real redis-server,
 // and whatever topology_test.go registers. The runs are parallel subtests:
-// each has its own server or its own key prefix (and its own client, so
-// b.count sees only its commands).
+// each has its own key prefix (and its own client, so b.count sees only its
+// commands), though some share a server ("redis" and "redis+userkey").
 //
 // Tests are parallel (t.Parallel) unless they flush the script cache, kill
-// or pause a server, or measure time or memory; those stay serial, and Go
-// runs every serial top-level test before the parallel ones start.
+// or pause a server, check for leaked goroutines, or measure time or
+// memory; those stay serial, and Go runs every serial top-level test before
+// the parallel ones start. A serial test uses backendsInTurn.
 func backends(t *testing.T, f func(t *testing.T, b *backend)) {
+	t.Helper()
+	runBackends(t, true, f)
+}
+
+// backendsInTurn is backends with the topologies one after another, for a
+// test whose checks see the whole server or process (SCRIPT FLUSH, goleak).
+func backendsInTurn(t *testing.T, f func(t *testing.T, b *backend)) {
+	t.Helper()
+	runBackends(t, false, f)
+}
+
+func runBackends(t *testing.T, parallel bool, f func(t *testing.T, b *backend)) {
 	t.Helper()
 	for _, tp := range topologies {
 		t.Run(tp.name, func(t *testing.T) {
-			t.Parallel()
+			if parallel {
+				t.Parallel()
+			}
 			report.Use(t, tp.backend)
 			b := tp.setup(t)
 			b.count = &counter{}

@@ -217,8 +217,10 @@ func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
 // of them get every event over the one shared channel; one that is never
 // read drops events once full and delays no one; closing one leaves the
 // others subscribed; a Subscription of two users gets both.
+//
+// Serial, its topologies in turn: leakCheck sees every goroutine.
 func TestHubFansOutWithoutBlocking(t *testing.T) {
-	backends(t, func(t *testing.T, b *backend) {
+	backendsInTurn(t, func(t *testing.T, b *backend) {
 		if b.mini != nil {
 			report.Skip(t, redistest.BackendMiniredis, "covered by TestSubscribeDeliversEndingsLive")
 		}

@@ -339,11 +339,11 @@ func TestCorruptRecordIsAnErrorNotAPanic(t *testing.T) {
 	})
 }
 
-// TestScriptCacheFlushCostsOneRetry is serial: SCRIPT FLUSH on the shared
-// redis-server, Cluster and Sentinel would cost other tests a retry and
-// break their command counts.
+// TestScriptCacheFlushCostsOneRetry is serial, its topologies in turn:
+// SCRIPT FLUSH on a shared redis-server, Cluster or Sentinel would cost
+// other tests a retry and break their command counts.
 func TestScriptCacheFlushCostsOneRetry(t *testing.T) {
-	backends(t, func(t *testing.T, b *backend) {
+	backendsInTurn(t, func(t *testing.T, b *backend) {
 		stats := &Stats{}
 		e := b.engine(t, Config{Observer: stats})
 		r := mustLogin(t, e, "alice", Meta{})
