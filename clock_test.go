@@ -11,8 +11,6 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/sessioncap/sessioncap/internal/redistest"
 )
 
 // skewedClock is an app server's wall clock, off by a skew that a test may
@@ -164,7 +162,7 @@ func TestClockWithoutRedis(t *testing.T) {
 // The control runs the same checks with each engine on its own wall clock
 // (Config.Now), and must see them broken, so the test can fail.
 func TestSkewedClocksAgree(t *testing.T) {
-	needRedisServer(t, redistest.BackendRedis, "clock skew between app instances")
+	needRedisServer(t, "clock skew between app instances")
 	// Serial against the other tests (it checks timeouts to 1.2 s), but its
 	// two runs, each with its own prefix and mostly asleep, share the time.
 	t.Run("anchored on Redis", func(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 // the cap, and that every session that still validates can be ended by
 // Logout, Revoke and LogoutAll.
 func TestLossOfKeysFailsClosed(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		e := b.engine(t, Config{MaxSessions: 2, HistoryLimit: 10})

@@ -73,7 +73,7 @@ func TestRedisDownAndBack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a redis-server")
 	}
-	needRedisServer(t, redistest.BackendRedis, "Redis down and back")
+	needRedisServer(t, "Redis down and back")
 	leakCheck(t)
 	srv, err := redistest.Start(t.TempDir())
 	if err != nil {
@@ -157,7 +157,7 @@ func TestLatencyDeadlinesAndResets(t *testing.T) {
 		t.Skip("injects network faults")
 	}
 	if realRedis == "" {
-		needRedisServer(t, redistest.BackendRedis, "network faults")
+		needRedisServer(t, "network faults")
 		t.Skip("SKIPPED: no real redis-server")
 	}
 	leakCheck(t)
@@ -306,7 +306,7 @@ func TestScriptCacheLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("restarts a redis-server")
 	}
-	needRedisServer(t, redistest.BackendRedis, "script cache loss")
+	needRedisServer(t, "script cache loss")
 	srv, err := redistest.Start(t.TempDir(), "--appendonly", "yes", "--appendfsync", "always")
 	if err != nil {
 		t.Fatal(err)

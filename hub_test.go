@@ -123,7 +123,7 @@ func TestSubscribeSharesConnections(t *testing.T) {
 				masters = clusterMasters(t, c)
 			} else {
 				if realRedis == "" {
-					needRedisServer(t, redistest.BackendRedis, "Subscribe on a real redis-server")
+					needRedisServer(t, "Subscribe on a real redis-server")
 					t.Skip("SKIPPED: no real redis-server (see the banner above)")
 				}
 				client = redis.NewClient(&redis.Options{Addr: realRedis})

@@ -50,6 +50,7 @@ func TestMemoryPerUserIsBounded(t *testing.T) {
 // TestMaxTombstonesIsConfigurable: a user keeps at most MaxTombstones
 // tombstones; older endings read as expired.
 func TestMaxTombstonesIsConfigurable(t *testing.T) {
+	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		e := b.engine(t, Config{MaxSessions: 1, MaxTombstones: 3})
 		var all []*LoginResult

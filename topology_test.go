@@ -46,8 +46,15 @@ var (
 
 // needRedisServer skips t loudly when redis-server is missing, or fails it
 // when SESSIONCAP_REQUIRE_REDIS=1 says that a missing topology is an error.
-// It records t in the package's backend report under backend.
-func needRedisServer(t testing.TB, backend, what string) {
+// It records t in the package's backend report as a redis-server test.
+func needRedisServer(t testing.TB, what string) {
+	t.Helper()
+	needBackend(t, redistest.BackendRedis, what)
+}
+
+// needBackend is needRedisServer for a topology built of redis-server
+// processes (a Cluster, a Sentinel set), recorded under its own name.
+func needBackend(t testing.TB, backend, what string) {
 	t.Helper()
 	if !redistest.Available() {
 		report.Missing(t, backend, "redis-server is not on PATH, so "+what+" is not tested (apt-get install redis-server)")
@@ -58,7 +65,7 @@ func needRedisServer(t testing.TB, backend, what string) {
 func sharedCluster(t *testing.T) *redistest.Cluster {
 	t.Helper()
 	report.FullTier(t, redistest.BackendCluster)
-	needRedisServer(t, redistest.BackendCluster, "Redis Cluster")
+	needBackend(t, redistest.BackendCluster, "Redis Cluster")
 	clusterOnce.Do(func() {
 		start := time.Now()
 		clusterShared, clusterErr = redistest.StartCluster(redistest.ClusterOptions{ReplicasPerMaster: 1})
@@ -76,7 +83,7 @@ func sharedCluster(t *testing.T) *redistest.Cluster {
 func sharedSentinel(t *testing.T) *redistest.Sentinel {
 	t.Helper()
 	report.FullTier(t, redistest.BackendSentinel)
-	needRedisServer(t, redistest.BackendSentinel, "Redis Sentinel")
+	needBackend(t, redistest.BackendSentinel, "Redis Sentinel")
 	sentinelOnce.Do(func() {
 		start := time.Now()
 		sentinelShared, sentinelErr = redistest.StartSentinel(redistest.SentinelOptions{})
@@ -96,7 +103,7 @@ func sharedSentinel(t *testing.T) *redistest.Sentinel {
 func freshCluster(t *testing.T, o redistest.ClusterOptions) *redistest.Cluster {
 	t.Helper()
 	report.FullTier(t, redistest.BackendCluster)
-	needRedisServer(t, redistest.BackendCluster, "Redis Cluster")
+	needBackend(t, redistest.BackendCluster, "Redis Cluster")
 	start := time.Now()
 	c, err := redistest.StartCluster(o)
 	if err != nil {
@@ -111,7 +118,7 @@ func freshCluster(t *testing.T, o redistest.ClusterOptions) *redistest.Cluster {
 func freshSentinel(t *testing.T) *redistest.Sentinel {
 	t.Helper()
 	report.FullTier(t, redistest.BackendSentinel)
-	needRedisServer(t, redistest.BackendSentinel, "Redis Sentinel")
+	needBackend(t, redistest.BackendSentinel, "Redis Sentinel")
 	start := time.Now()
 	s, err := redistest.StartSentinel(redistest.SentinelOptions{})
 	if err != nil {
