@@ -11,8 +11,9 @@ import (
 	"github.com/sessioncap/sessioncap"
 )
 
-// One device at a time: a second sign-in evicts the first, and the first
-// device learns when, why and from which device.
+// One device at a time: a second sign-in evicts the first; the new device
+// learns which device it signed out, and the first learns when, why and by
+// which device.
 func Example() {
 	ctx := context.Background()
 	mr, _ := miniredis.Run() // or any Redis 7.0+: single, Sentinel or Cluster
@@ -23,23 +24,29 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	laptop, _ := engine.Login(ctx, "alice", sessioncap.Meta{IP: "203.0.113.7", UserAgent: "Firefox on Windows"})
-	phone, _ := engine.Login(ctx, "alice", sessioncap.Meta{IP: "198.51.100.2", UserAgent: "Safari on iPhone"})
-	fmt.Println("evicted the laptop:", phone.Evicted[0] == laptop.SessionID)
+	laptop, _ := engine.Login(ctx, "alice", sessioncap.Meta{IP: "203.0.113.7", UserAgent: firefoxOnWindows})
+	phone, _ := engine.Login(ctx, "alice", sessioncap.Meta{IP: "198.51.100.2", UserAgent: safariOnIPhone})
+	fmt.Println("the phone signed out:", phone.EvictedDevices[0].Name())
 
 	_, err = engine.Validate(ctx, laptop.Token)
 	var evicted *sessioncap.EvictedError
 	if errors.As(err, &evicted) {
 		fmt.Printf("laptop: signed out (%s) by a sign-in from %s, %s\n",
-			evicted.Reason, evicted.By.UserAgent, evicted.By.IP)
+			evicted.Reason, evicted.By.Name(), evicted.By.IP)
 	}
 	s, _ := engine.Validate(ctx, phone.Token)
-	fmt.Println("phone: signed in as", s.UserID)
+	fmt.Println("phone: signed in as", s.UserID, "on", s.DeviceName())
 	// Output:
-	// evicted the laptop: true
+	// the phone signed out: Firefox on Windows
 	// laptop: signed out (limit) by a sign-in from Safari on iPhone, 198.51.100.2
-	// phone: signed in as alice
+	// phone: signed in as alice on Safari on iPhone
 }
+
+// User-Agent headers as browsers send them.
+const (
+	firefoxOnWindows = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:120.0) Gecko/20100101 Firefox/120.0"
+	safariOnIPhone   = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1"
+)
 
 // Plans with 1, 2 or 4 screens, admins unlimited, and a refusal instead of
 // an eviction when the plan is full.

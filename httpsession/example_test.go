@@ -71,3 +71,37 @@ func Example() {
 	// 401 evicted limit 2026-01-02T03:04:05Z Safari on iPhone 198.51.100.2
 	// You were signed out because your account signed in on another device (Safari on iPhone, 198.51.100.2) at 2026-01-02T03:04:05Z.
 }
+
+// Example_routes is the middleware as an app wires it: a sign-in route that
+// sets the cookie, and a route that needs a live session.
+func Example_routes() {
+	mr, _ := miniredis.Run()
+	defer mr.Close()
+	engine, _ := sessioncap.New(redis.NewClient(&redis.Options{Addr: mr.Addr()}), sessioncap.Config{})
+
+	sess := httpsession.New(engine, httpsession.Options{}) // OWASP defaults
+	mux := http.NewServeMux()
+	mux.Handle("POST /login", sess.Load(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// check the password first, then:
+		sess.Login(w, r, r.FormValue("user"), nil)
+	})))
+	mux.Handle("GET /account", sess.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := httpsession.FromContext(r.Context()) // the live *sessioncap.Session
+		s.Values["theme"] = "dark"                // saved before the response is sent
+		fmt.Fprintln(w, "signed in as", s.UserID)
+	})))
+
+	login := httptest.NewRecorder()
+	mux.ServeHTTP(login, httptest.NewRequest("POST", "/login?user=alice", nil))
+	account := httptest.NewRequest("GET", "/account", nil)
+	account.AddCookie(login.Result().Cookies()[0])
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, account)
+	fmt.Print(rec.Code, " ", rec.Body)
+	rec = httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/account", nil))
+	fmt.Println(rec.Code)
+	// Output:
+	// 200 signed in as alice
+	// 401
+}

@@ -1,0 +1,47 @@
+package sessioncap
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestREADMESnippetsAreCompiledExamples: every Go block in the README must
+// appear, line for line, in a runnable Example that go test compiles and
+// runs, so the README cannot show code that does not build or does not do
+// what it says.
+func TestREADMESnippetsAreCompiledExamples(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var examples strings.Builder
+	for _, f := range []string{"example_test.go", "httpsession/example_test.go"} {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		examples.Write(src)
+	}
+	norm := func(s string) []string {
+		var out []string
+		for _, l := range strings.Split(s, "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	haystack := "\n" + strings.Join(norm(examples.String()), "\n") + "\n"
+	blocks := regexp.MustCompile("(?s)```go\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
+	if len(blocks) == 0 {
+		t.Fatal("no Go blocks in the README")
+	}
+	for _, b := range blocks {
+		lines := norm(b[1])
+		if !strings.Contains(haystack, "\n"+strings.Join(lines, "\n")+"\n") {
+			t.Errorf("this README block is not the body of a compiled Example:\n%s", b[1])
+		}
+	}
+}
