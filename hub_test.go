@@ -220,10 +220,8 @@ func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
 //
 // Serial, its topologies in turn: leakCheck sees every goroutine.
 func TestHubFansOutWithoutBlocking(t *testing.T) {
-	backendsInTurn(t, func(t *testing.T, b *backend) {
-		if b.mini != nil {
-			report.Skip(t, redistest.BackendMiniredis, "covered by TestSubscribeDeliversEndingsLive")
-		}
+	// miniredis is left out: TestSubscribeDeliversEndingsLive covers it.
+	realBackendsInTurn(t, func(t *testing.T, b *backend) {
 		leakCheck(t)
 		t.Cleanup(func() { b.client.Close() }) // before leakCheck looks
 		mode := EventsPubSub

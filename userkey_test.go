@@ -320,7 +320,7 @@ func TestUserKeyDigestConcurrentAndAllocFree(t *testing.T) {
 		m.Sum(nil)
 	})
 	t.Logf("allocs per keyed digest: pooled %.1f, hmac.New per call %.1f", pooled, fresh)
-	if pooled > 0.05 { // a GC may empty the pool now and then
+	if pooled > 0.05 && !raceEnabled { // a GC may empty the pool now and then
 		t.Fatalf("pooled keyed digest allocates %.2f times per call, want 0", pooled)
 	}
 }
