@@ -90,15 +90,8 @@ func TestEvictionPoliciesFailClosed(t *testing.T) {
 	for _, policy := range []string{"allkeys-lru", "volatile-lru", "volatile-ttl"} {
 		t.Run(policy, func(t *testing.T) {
 			t.Parallel()
-			srv, err := redistest.Start(t.TempDir(), "--maxmemory", "3mb", "--maxmemory-policy", policy,
-				"--maxmemory-samples", "10")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(srv.Stop)
 			ctx := context.Background()
-			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-			t.Cleanup(func() { rdb.Close() })
+			rdb := ownRedis(t, "--maxmemory", "3mb", "--maxmemory-policy", policy, "--maxmemory-samples", "10")
 			e, err := New(rdb, Config{MaxSessions: 1, HistoryLimit: 5, Now: newClock().Now})
 			if err != nil {
 				t.Fatal(err)
@@ -174,4 +167,18 @@ func infoInt(t *testing.T, rdb *redis.Client, section, field string) int64 {
 	}
 	t.Fatalf("no %s in INFO %s", field, section)
 	return 0
+}
+
+// ownRedis starts a redis-server of the test's own, with these arguments,
+// for a test that changes what the whole server does (maxmemory, policy).
+func ownRedis(t *testing.T, args ...string) *redis.Client {
+	t.Helper()
+	srv, err := redistest.Start(t.TempDir(), args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
 }

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/sessioncap/sessioncap/internal/redistest"
 )
 
 // TestFullRedisUnderNoeviction: with maxmemory reached and the noeviction
@@ -22,14 +20,8 @@ import (
 // no event. Once memory is back, the index heals.
 func TestFullRedisUnderNoeviction(t *testing.T) {
 	needRedisServer(t, "a full Redis under noeviction")
-	srv, err := redistest.Start(t.TempDir(), "--maxmemory-policy", "noeviction")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
 	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	t.Cleanup(func() { rdb.Close() })
+	rdb := ownRedis(t, "--maxmemory-policy", "noeviction")
 	clk := newClock()
 	e, err := New(rdb, Config{MaxSessions: 3, IdleTimeout: time.Hour, TouchInterval: time.Minute,
 		HistoryLimit: 20, Events: EventsPubSub, Now: clk.Now})
