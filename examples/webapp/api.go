@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,21 +25,11 @@ func jsonError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, map[string]string{"error": code, "message": msg})
 }
 
-// engineError answers an engine error: session failures as the middleware
-// would, anything else as a 500 that does not leak internals.
+// engineError answers an engine error: a bad or unknown session ID as
+// 400 or 404, session failures as the middleware would (endings.go),
+// anything else as a 500 that does not leak internals.
 func (a *app) engineError(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, sessioncap.ErrNotFound) {
-		jsonError(w, http.StatusNotFound, "not_found", "No such live session.")
-		return
-	}
-	if errors.Is(err, sessioncap.ErrInvalidSessionID) {
-		jsonError(w, http.StatusBadRequest, "bad_request", "Not a session ID.")
-		return
-	}
-	if httpsession.Kind(err) == httpsession.KindError {
-		a.log.Error("request failed", "path", r.URL.Path, "error", err.Error())
-	}
-	httpsession.DefaultErrorHandler(w, r, err)
+	a.pageError(w, r, err)
 }
 
 // readJSON decodes a small request body.
@@ -49,9 +40,12 @@ func readJSON(r *http.Request, v any) error {
 type loginRequest struct {
 	User     string `json:"user"`
 	Password string `json:"password"`
-	// Revoke names a live session to sign out first, the way out of a 409
-	// under -overflow reject.
-	Revoke string `json:"revoke,omitempty"`
+	// Replace names a live session to sign out in this sign-in's place,
+	// the way out of a 409 under -overflow reject: one atomic step, and
+	// the ended device hears "replaced", by this sign-in. Revoke is its
+	// older name.
+	Replace string `json:"replace,omitempty"`
+	Revoke  string `json:"revoke,omitempty"`
 }
 
 func (a *app) apiLogin(w http.ResponseWriter, r *http.Request) {
@@ -60,7 +54,10 @@ func (a *app) apiLogin(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusBadRequest, "bad_request", "Body must be JSON: {\"user\":..., \"password\":...}.")
 		return
 	}
-	res, err := a.login(w, r, req.User, req.Password, req.Revoke)
+	if req.Replace == "" {
+		req.Replace = req.Revoke
+	}
+	res, err := a.login(w, r, req.User, req.Password, req.Replace)
 	var limit *sessioncap.LimitError
 	switch {
 	case errors.Is(err, errLoginFailed):
@@ -69,7 +66,7 @@ func (a *app) apiLogin(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &limit):
 		writeJSON(w, http.StatusConflict, map[string]any{
 			"error":    "limit",
-			"message":  fmt.Sprintf("%s already holds %d of %d sessions. Sign one out by repeating the request with \"revoke\": \"<session_id>\".", req.User, len(limit.Sessions), limit.Limit),
+			"message":  fmt.Sprintf("%s already holds %d of %d sessions. Sign one out in this sign-in's place by repeating the request with \"replace\": \"<session_id>\".", req.User, len(limit.Sessions), limit.Limit),
 			"limit":    limit.Limit,
 			"sessions": listJSON(limit.Sessions, ""),
 		})
@@ -82,12 +79,19 @@ func (a *app) apiLogin(w http.ResponseWriter, r *http.Request) {
 	if evicted == nil {
 		evicted = []string{}
 	}
+	// What this sign-in signed out, by name: each of them is told it was
+	// this device.
+	devices := make([]*deviceView, 0, len(res.EvictedDevices))
+	for _, d := range res.EvictedDevices {
+		devices = append(devices, viewDevice(d))
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"token":      res.Token,
-		"session_id": res.SessionID,
-		"user":       res.Session.UserID,
-		"expires_at": res.Session.ExpiresAt.UTC(),
-		"evicted":    evicted,
+		"token":           res.Token,
+		"session_id":      res.SessionID,
+		"user":            res.Session.UserID,
+		"expires_at":      res.Session.ExpiresAt.UTC(),
+		"evicted":         evicted,
+		"evicted_devices": devices,
 	})
 }
 
@@ -113,11 +117,15 @@ func (a *app) apiSessions(w http.ResponseWriter, r *http.Request) {
 
 // apiRevoke revokes one of the caller's own sessions: the user ID comes from
 // the caller's session, never from the request, so nobody can revoke
-// another user's session by guessing its ID.
+// another user's session by guessing its ID. The caller's session is
+// recorded as the actor, so the ended device is told which device it was.
 func (a *app) apiRevoke(w http.ResponseWriter, r *http.Request) {
 	s := httpsession.FromContext(r.Context())
 	id := r.PathValue("id")
-	if err := a.engine.Revoke(r.Context(), s.UserID, id); err != nil {
+	err := a.engine.RevokeWith(r.Context(), s.UserID, id, sessioncap.EndOptions{
+		Reason: sessioncap.ReasonRevoked, By: sessioncap.Actor{Session: s},
+	})
+	if err != nil {
 		a.engineError(w, r, err)
 		return
 	}
@@ -170,7 +178,19 @@ func (a *app) apiAdminLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Users = slices.Compact(slices.Sorted(slices.Values(req.Users)))
-	n, forbidden, err := a.adminLogout(r.Context(), actor, req.Users)
+	if len(req.Users) == 0 {
+		jsonError(w, http.StatusBadRequest, "bad_request", "Name at least one user: {\"users\": [...]}.")
+		return
+	}
+	n, unknown, forbidden, err := a.adminLogout(r.Context(), actor, req.Users)
+	if len(unknown) > 0 {
+		writeJSON(w, http.StatusNotFound, map[string]any{
+			"error":   "unknown_user",
+			"message": "No such user: nothing was signed out.",
+			"unknown": unknown,
+		})
+		return
+	}
 	if len(forbidden) > 0 {
 		writeJSON(w, http.StatusForbidden, map[string]any{
 			"error":     "forbidden",
@@ -186,20 +206,24 @@ func (a *app) apiAdminLogout(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"users": req.Users, "ended": n})
 }
 
-// eventJSON is a history entry or a live event.
+// eventJSON is a history entry or a live event: what happened (Type, a
+// reason for an ending), to which device, and who acted: Actor, one of the
+// user's devices, or Admin.
 type eventJSON struct {
-	Type      string    `json:"type"`
-	At        time.Time `json:"at"`
-	SessionID string    `json:"session_id"`
-	By        string    `json:"by,omitempty"`
-	Device    string    `json:"device"`
-	IP        string    `json:"ip"`
-	UserAgent string    `json:"user_agent"`
+	Type      string      `json:"type"`
+	At        time.Time   `json:"at"`
+	SessionID string      `json:"session_id"`
+	By        string      `json:"by,omitempty"`
+	Device    string      `json:"device"`
+	IP        string      `json:"ip"`
+	UserAgent string      `json:"user_agent"`
+	Actor     *deviceView `json:"actor,omitempty"`
+	Admin     string      `json:"admin,omitempty"`
 }
 
 func eventToJSON(e sessioncap.Event) eventJSON {
 	return eventJSON{Type: string(e.Type), At: e.At.UTC(), SessionID: e.SessionID, By: e.By,
-		Device: deviceName(e.UserAgent), IP: e.IP, UserAgent: e.UserAgent}
+		Device: e.DeviceName(), IP: e.IP, UserAgent: e.UserAgent, Actor: viewDevice(e.Actor), Admin: e.Admin}
 }
 
 func (a *app) apiHistory(w http.ResponseWriter, r *http.Request) {
@@ -235,15 +259,25 @@ var sseHeartbeat = 20 * time.Second
 // checks once that its session is still listed, closing the window between
 // the middleware's Validate and the subscription. Streams are capped per
 // session and per user (streams.go): beyond the cap the answer is 429.
+//
+// The request's deadline (requests.go) covers the checks and the
+// subscription; the stream itself lives until the client leaves.
 func (a *app) apiEvents(w http.ResponseWriter, r *http.Request) {
 	s := httpsession.FromContext(r.Context())
-	ctx := r.Context()
+	ctx, cancel := context.WithCancel(streamContext(r))
+	defer cancel()
 	release, ok := a.streams.acquire(w, s, a.cfg.StreamsPerSession, a.cfg.StreamsPerUser)
 	if !ok {
 		return
 	}
 	defer release()
+	// Until Redis confirms the subscription, the request's deadline ends it.
+	stop := context.AfterFunc(r.Context(), cancel)
 	sub, err := a.engine.Subscribe(ctx, s.UserID)
+	if !stop() && err == nil {
+		sub.Close()
+		err = fmt.Errorf("%w: subscribe: %w", sessioncap.ErrUnavailable, r.Context().Err())
+	}
 	if err != nil {
 		a.engineError(w, r, err)
 		return
@@ -261,7 +295,7 @@ func (a *app) apiEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		return rc.Flush() == nil
 	}
-	list, err := a.engine.Sessions(ctx, s.UserID)
+	list, err := a.engine.Sessions(r.Context(), s.UserID)
 	if err != nil {
 		a.engineError(w, r, err)
 		return

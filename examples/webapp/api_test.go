@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -290,10 +291,27 @@ func TestAPIRejectIs409(t *testing.T) {
 	if len(list) != 1 || list[0].(map[string]any)["session_id"] != first || body["limit"].(float64) != 1 {
 		t.Fatalf("409 body %v", body)
 	}
-	resp, body = b.do("POST", "/api/login", map[string]string{"user": "carol", "password": "demo", "revoke": first})
+	resp, body = b.do("POST", "/api/login", map[string]string{"user": "carol", "password": "wrong", "replace": first})
+	expect(t, resp, body, 401, "bad_credentials")
+	resp, body = b.do("POST", "/api/login", map[string]string{"user": "carol", "password": "demo", "replace": first})
 	expect(t, resp, body, 200, "")
+	second := body["session_id"].(string)
+	if ev := body["evicted_devices"].([]any); len(ev) != 1 || ev[0].(map[string]any)["session_id"] != first ||
+		ev[0].(map[string]any)["device"] != "A" {
+		t.Fatalf("evicted_devices %v", body)
+	}
+	// The replaced device hears that the account signed in elsewhere, and
+	// which device chose to sign it out.
 	resp, body = a.do("GET", "/api/me", nil)
-	expect(t, resp, body, 401, "revoked")
+	expect(t, resp, body, 401, "evicted")
+	by, _ := body["by"].(map[string]any)
+	if body["reason"] != "replaced" || by["session_id"] != second || by["device"] != "B" || body["at"] == nil {
+		t.Fatalf("replaced body %v", body)
+	}
+	// The older name of the field still works.
+	c := ts.device("C/1", false)
+	resp, body = c.do("POST", "/api/login", map[string]string{"user": "carol", "password": "demo", "revoke": second})
+	expect(t, resp, body, 200, "")
 }
 
 func TestAPILogoutOthersRotateHistory(t *testing.T) {
@@ -538,16 +556,22 @@ func TestPagesFlow(t *testing.T) {
 	if code, _ := get("/devices", tokB); code != 200 {
 		t.Fatal("a failed not-me signed B out")
 	}
-	resp = post("/not-me", "A", tokA, url.Values{"password": {"demo"}})
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/devices?msg=everywhere" {
+	resp = post("/not-me", "Mozilla/5.0 (X11; Linux x86_64) Chrome/120 DeviceA", tokA, url.Values{"password": {"demo"}})
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusSeeOther || loc.Path != "/devices" || loc.Query().Get("msg") != "everywhere" {
 		t.Fatalf("not-me: %d %v", resp.StatusCode, resp.Header)
 	}
 	tokA2 := cookieOf(resp)
-	if code, _ := get("/devices", tokA2); code != 200 {
-		t.Fatal("fresh session after not-me does not work")
+	// A is told which devices it signed out.
+	if code, body := get(loc.String(), tokA2); code != 200 || !strings.Contains(body, "signed out every other device") ||
+		!strings.Contains(body, "Firefox on Windows") {
+		t.Fatalf("fresh session after not-me: %d %s", code, body)
 	}
-	if code, body := get("/devices", tokB); code != 401 || !strings.Contains(body, "signed out") {
-		t.Fatalf("B after not-me: %d", code)
+	// B is told it was a security response, from A's device.
+	if code, body := get("/devices", tokB); code != 401 || !strings.Contains(body, "for your account&#39;s security") ||
+		!strings.Contains(body, "Chrome on Linux") || !strings.Contains(body, `data-reason="security"`) ||
+		strings.Contains(body, `action="/not-me"`) {
+		t.Fatalf("B after not-me: %d %s", code, body)
 	}
 	// A not-me without an evicted cookie does nothing.
 	if resp := post("/not-me", "A", "", url.Values{"password": {"demo"}}); resp.StatusCode != http.StatusSeeOther ||
@@ -565,79 +589,50 @@ func TestPagesFlow(t *testing.T) {
 	if resp := post("/admin/logout", "Adm", tokAdm, url.Values{"user": {"root"}}); resp.StatusCode != 403 {
 		t.Fatalf("admin logging out root: %d", resp.StatusCode)
 	}
-	if resp := post("/admin/logout", "Adm", tokAdm, url.Values{"user": {"alice"}}); resp.StatusCode != http.StatusSeeOther {
+	// Nothing selected is an error, not a success.
+	if resp := post("/admin/logout", "Adm", tokAdm, url.Values{}); resp.StatusCode != 400 {
+		t.Fatalf("admin logging out nobody: %d", resp.StatusCode)
+	}
+	if resp := post("/admin/logout", "Adm", tokAdm, url.Values{"user": {"nobody"}}); resp.StatusCode != 400 {
+		t.Fatalf("admin logging out an unknown user: %d", resp.StatusCode)
+	}
+	// A non-admin gets a 403 page, without the form.
+	if code, body := get("/admin", tokA2); code != 403 || strings.Contains(body, `action="/admin/logout"`) ||
+		!strings.Contains(body, "Admins only") {
+		t.Fatalf("non-admin at /admin: %d %s", code, body)
+	}
+	resp = post("/admin/logout", "Adm", tokAdm, url.Values{"user": {"alice"}})
+	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("admin logging out alice: %d", resp.StatusCode)
 	}
-	if code, _ := get("/devices", tokA2); code != 401 {
-		t.Fatal("alice still signed in after the admin logout")
+	if code, body := get(resp.Header.Get("Location"), tokAdm); code != 200 || !strings.Contains(body, "Signed out alice: 1 session ended") {
+		t.Fatalf("admin after logging out alice: %d %s", code, body)
+	}
+	if code, body := get("/devices", tokA2); code != 401 || !strings.Contains(body, "An administrator (admin) signed this account out") ||
+		!strings.Contains(body, `value="alice"`) {
+		t.Fatalf("alice after the admin logout: %d %s", code, body)
 	}
 	if code, _ := get("/admin", tokA2); code != 401 {
 		t.Fatalf("%d", code)
 	}
 }
 
-func TestParseRedisURL(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		in      string
-		kind    string
-		addrs   string
-		master  string
-		db      int
-		pass    string
-		cluster bool
-		events  sessioncap.EventMode
-	}{
-		{in: "redis://localhost:6379/2", kind: "redis", addrs: "localhost:6379", db: 2, events: sessioncap.EventsPubSub},
-		{in: "redis://:s3cret@10.0.0.1:6380", kind: "redis", addrs: "10.0.0.1:6380", pass: "s3cret", events: sessioncap.EventsPubSub},
-		{in: "redis+sentinel://h1:26379,h2:26380/mymaster", kind: "sentinel", addrs: "h1:26379,h2:26380", master: "mymaster", events: sessioncap.EventsPubSub},
-		{in: "redis+sentinel://u:p%40ss@h1,h2/mymaster/3", kind: "sentinel", addrs: "h1:26379,h2:26379", master: "mymaster", db: 3, pass: "p@ss", events: sessioncap.EventsPubSub},
-		{in: "redis+cluster://h1:7000,h2:7001", kind: "cluster", addrs: "h1:7000,h2:7001", cluster: true, events: sessioncap.EventsSharded},
-		{in: "redis+cluster://h1:7000", kind: "cluster", addrs: "h1:7000", cluster: true, events: sessioncap.EventsSharded},
-	} {
-		got, err := parseRedisURL(tc.in)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.in, err)
-		}
-		o := got.opts
-		if got.kind != tc.kind || strings.Join(o.Addrs, ",") != tc.addrs || o.MasterName != tc.master ||
-			o.DB != tc.db || o.Password != tc.pass || o.IsClusterMode != tc.cluster || got.events != tc.events {
-			t.Fatalf("%s: %+v %+v", tc.in, got, o)
-		}
-	}
-	for _, bad := range []string{"localhost:6379", "http://x", "redis+sentinel://h1", "redis+cluster:///", "redis+cluster://h1/0",
-		"redis+sentinel://h1/m/notanumber"} {
-		if _, err := parseRedisURL(bad); err == nil {
-			t.Fatalf("%s: no error", bad)
-		}
-	}
-}
-
-func TestDeviceName(t *testing.T) {
-	t.Parallel()
-	for ua, want := range map[string]string{
-		"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0 Safari/537.36":    "Headless Chrome on Linux",
-		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile Safari/604.1": "Safari on iPhone",
-		"curl/8.0": "curl",
-		"":         "Unknown device",
-	} {
-		if got := deviceName(ua); got != want {
-			t.Errorf("%q: %q, want %q", ua, got, want)
-		}
-	}
-}
-
 // TestRejectPage: under -overflow reject the sign-in page lists the live
-// sessions and lets the user sign one out, password confirmed.
+// sessions and lets the user sign one out in its place, password
+// confirmed; a wrong password stays on the chooser, and it can be left.
 func TestRejectPage(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, appConfig{Overflow: sessioncap.RejectNew})
-	first := ts.device("Laptop/1", false).mustLogin("bob", "demo")
+	laptop := ts.device("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:131.0) Gecko/20100101 Firefox/131.0", false)
+	first := laptop.mustLogin("bob", "demo")
 	client := *ts.srv.Client()
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	post := func(form url.Values) (*http.Response, string) {
 		t.Helper()
-		resp, err := client.PostForm(ts.srv.URL+"/login", form)
+		req, _ := http.NewRequest("POST", ts.srv.URL+"/login", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -646,19 +641,40 @@ func TestRejectPage(t *testing.T) {
 		return resp, string(b)
 	}
 	resp, body := post(url.Values{"user": {"bob"}, "password": {"demo"}})
-	if resp.StatusCode != http.StatusConflict || !strings.Contains(body, `value="`+first+`"`) || !strings.Contains(body, "Too many devices") {
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(body, `value="`+first+`"`) || !strings.Contains(body, "Too many devices") ||
+		!strings.Contains(body, "Firefox on Windows") || !strings.Contains(body, `id="cancel"`) {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
-	resp, _ = post(url.Values{"user": {"bob"}, "password": {"wrong"}, "revoke": {first}})
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("wrong password revoked? %d", resp.StatusCode)
+	ticket := regexp.MustCompile(`name="ticket" value="([^"]+)"`).FindStringSubmatch(body)
+	if ticket == nil {
+		t.Fatal("no ticket in the chooser")
 	}
-	resp, _ = post(url.Values{"user": {"bob"}, "password": {"demo"}, "revoke": {first}})
-	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("%d", resp.StatusCode)
+	// A wrong password stays on the chooser, says so, and signs nothing out.
+	resp, body = post(url.Values{"user": {"bob"}, "password": {"wrong"}, "replace": {first}, "ticket": {ticket[1]}})
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "Too many devices") ||
+		!strings.Contains(body, "Wrong password: no device was signed out") || !strings.Contains(body, `value="`+first+`"`) {
+		t.Fatalf("wrong password: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := laptop.do("GET", "/api/me", nil); resp.StatusCode != 200 {
+		t.Fatalf("a wrong password signed the laptop out: %v", body)
+	}
+	// Without the ticket nobody is shown the list.
+	resp, body = post(url.Values{"user": {"bob"}, "password": {"wrong"}, "replace": {first}, "ticket": {"1.x"}})
+	if resp.StatusCode != http.StatusUnauthorized || strings.Contains(body, first) || !strings.Contains(body, "expired") {
+		t.Fatalf("no ticket: %d %s", resp.StatusCode, body)
+	}
+	resp, _ = post(url.Values{"user": {"bob"}, "password": {"demo"}, "replace": {first}, "ticket": {ticket[1]}})
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusSeeOther || loc.Query().Get("msg") != "replaced" || loc.Query().Get("ended") != first {
+		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
 	}
 	list, err := ts.app.engine.Sessions(t.Context(), "bob")
 	if err != nil || len(list) != 1 || list[0].ID == first {
 		t.Fatalf("%v %v", list, err)
+	}
+	resp, me := laptop.do("GET", "/api/me", nil)
+	expect(t, resp, me, 401, "evicted")
+	if me["reason"] != "replaced" || me["by"].(map[string]any)["device"] != "Chrome on Linux" {
+		t.Fatalf("%v", me)
 	}
 }

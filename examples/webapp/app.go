@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
 	"errors"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -65,6 +67,9 @@ type appConfig struct {
 	AbsoluteTimeout time.Duration
 	Insecure        bool
 	Logger          *slog.Logger
+	// RequestTimeout is each request's deadline (deadline.go); 0 means
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
 	// Tracer and Instrument are hooks for tracing: Tracer goes into
 	// Config.Tracer, Instrument is given the Redis client first (redisotel).
 	Tracer     sessioncap.Tracer
@@ -87,6 +92,7 @@ type app struct {
 	backend  string
 	registry *prometheus.Registry
 	streams  streamCaps // open /api/events streams, capped
+	ticket   [32]byte   // HMAC key of the reject chooser's tickets (chooser.go)
 }
 
 func newApp(cfg appConfig) (*app, error) {
@@ -101,16 +107,16 @@ func newApp(cfg appConfig) (*app, error) {
 			return nil, err
 		}
 		a.mini = m
-		a.client = redis.NewClient(&redis.Options{Addr: m.Addr()})
+		a.client = redis.NewClient(&redis.Options{Addr: m.Addr(), ContextTimeoutEnabled: true})
 		a.backend = "in-process miniredis at " + m.Addr() + " (sessions are lost on exit)"
 	} else {
 		t, err := parseRedisURL(cfg.RedisURL)
 		if err != nil {
 			return nil, err
 		}
-		a.client = redis.NewUniversalClient(t.opts)
+		a.client = t.client()
 		events = t.events
-		a.backend = t.kind + " " + strings.Join(t.opts.Addrs, ",")
+		a.backend = t.kind + " " + strings.Join(t.addrs, ",")
 	}
 	if cfg.Instrument != nil {
 		if err := cfg.Instrument(a.client); err != nil {
@@ -135,9 +141,16 @@ func newApp(cfg appConfig) (*app, error) {
 		return nil, err
 	}
 	a.engine = e
+	if _, err := rand.Read(a.ticket[:]); err != nil {
+		a.Close()
+		return nil, err
+	}
 	a.sess = httpsession.New(e, httpsession.Options{
 		Insecure: cfg.Insecure,
 		Logger:   cfg.Logger,
+		// Every failure gets the demo's own page or JSON (endings.go).
+		OnMissing: a.failure, OnInvalid: a.failure, OnExpired: a.failure, OnEvicted: a.failure,
+		OnRevoked: a.failure, OnUnavailable: a.failure, OnError: a.failure,
 	})
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(a.metrics, collectors.NewGoCollector())
@@ -200,26 +213,29 @@ func (a *app) accountNames() []string {
 	return names
 }
 
-// adminLogout signs out users on behalf of actor: all or nothing, so a
-// refused name does not leave the others half done.
-func (a *app) adminLogout(ctx context.Context, actor *account, users []string) (int, []string, error) {
-	var forbidden []string
+// adminLogout signs out users on behalf of actor: all or nothing, so an
+// unknown or refused name does not leave the others half done. The ended
+// devices are told which administrator acted (Actor.Admin).
+func (a *app) adminLogout(ctx context.Context, actor *account, users []string) (n int, unknown, forbidden []string, err error) {
 	for _, u := range users {
-		if !a.mayLogOut(actor, u) {
+		switch {
+		case a.accounts[u] == nil:
+			unknown = append(unknown, u)
+		case !a.mayLogOut(actor, u):
 			forbidden = append(forbidden, u)
 		}
 	}
-	if len(forbidden) > 0 {
-		return 0, forbidden, nil
+	if len(unknown) > 0 || len(forbidden) > 0 || len(users) == 0 {
+		return 0, unknown, forbidden, nil
 	}
-	if len(users) == 0 {
-		return 0, nil, nil
-	}
-	n, err := a.engine.LogoutAll(ctx, users...)
+	n, err = a.engine.LogoutAllWith(ctx, sessioncap.EndOptions{
+		Reason: sessioncap.ReasonAdmin,
+		By:     sessioncap.Actor{Admin: actor.name},
+	}, users...)
 	if err == nil {
 		a.log.Info("admin logout", "actor", actor.name, "users", users, "sessions", n)
 	}
-	return n, nil, err
+	return n, nil, nil, err
 }
 
 // handler builds the routes. Cross-origin protection covers every
@@ -257,7 +273,8 @@ func (a *app) handler() http.Handler {
 	mux.Handle("GET /api/events", require(http.HandlerFunc(a.apiEvents)))
 
 	csrf := http.NewCrossOriginProtection()
-	return securityHeaders(csrf.Handler(mux))
+	csrf.SetDenyHandler(http.HandlerFunc(a.csrfDenied))
+	return securityHeaders(withDeadline(a.cfg.RequestTimeout, csrf.Handler(a.styledMisses(mux))))
 }
 
 // securityHeaders sets the headers every response wants: no framing
@@ -284,21 +301,54 @@ func loginValues(acc *account) map[string]string {
 // errLoginFailed covers unknown users and wrong passwords alike.
 var errLoginFailed = errors.New("wrong user name or password")
 
-// login checks the password and signs in through the middleware, first
-// revoking one of the user's sessions when the sign-in form asked to (the
-// "sign out that device instead" choice under -overflow reject).
-func (a *app) login(w http.ResponseWriter, r *http.Request, user, password, revoke string) (*sessioncap.LoginResult, error) {
+// login checks the password and signs in. With replace (the public ID of
+// a session the user chose at a full cap under -overflow reject) the
+// sign-in ends that session in the same atomic step (Meta.Replace), so the
+// ended device hears "replaced", by this sign-in, and no other sign-in can
+// take the freed slot in between.
+func (a *app) login(w http.ResponseWriter, r *http.Request, user, password, replace string) (*sessioncap.LoginResult, error) {
 	acc := a.checkPassword(user, password)
 	if acc == nil {
 		a.log.Info("login failed", "user", user)
 		return nil, errLoginFailed
 	}
-	if revoke != "" {
-		if err := a.engine.Revoke(r.Context(), user, revoke); err != nil && !errors.Is(err, sessioncap.ErrNotFound) {
+	if replace != "" {
+		return a.loginWith(w, r, acc, sessioncap.Meta{Replace: replace})
+	}
+	return a.sess.Login(w, r, user, loginValues(acc))
+}
+
+// loginWith signs acc in with Meta options httpsession.Manager.Login does
+// not take (Replace, SignOutOthers), and sets the session cookie the way
+// the Manager does. A live session the request already had is ended first
+// as a sign-out of its own, as the Manager's Login does.
+func (a *app) loginWith(w http.ResponseWriter, r *http.Request, acc *account, meta sessioncap.Meta) (*sessioncap.LoginResult, error) {
+	if s := httpsession.FromContext(r.Context()); s != nil {
+		err := a.engine.RevokeWith(r.Context(), s.UserID, s.ID, sessioncap.EndOptions{Reason: sessioncap.ReasonLogout})
+		if err != nil && !errors.Is(err, sessioncap.ErrNotFound) {
 			return nil, err
 		}
 	}
-	return a.sess.Login(w, r, user, loginValues(acc))
+	meta.IP, meta.UserAgent, meta.Values = clientIP(r), r.UserAgent(), loginValues(acc)
+	res, err := a.engine.Login(r.Context(), acc.name, meta)
+	if err != nil {
+		return nil, err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: a.sess.CookieName(), Value: res.Token, Path: "/",
+		HttpOnly: true, Secure: !a.cfg.Insecure, SameSite: http.SameSiteLaxMode,
+	})
+	w.Header().Set("Cache-Control", "no-store")
+	return res, nil
+}
+
+// clientIP is the address httpsession records by default: the peer's.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // sessionJSON is a session as the API and pages show it.
@@ -316,7 +366,7 @@ type sessionJSON struct {
 
 func toJSON(s *sessioncap.Session, current string) sessionJSON {
 	return sessionJSON{
-		SessionID: s.ID, User: s.UserID, Device: deviceName(s.UserAgent), IP: s.IP, UserAgent: s.UserAgent,
+		SessionID: s.ID, User: s.UserID, Device: s.DeviceName(), IP: s.IP, UserAgent: s.UserAgent,
 		CreatedAt: s.CreatedAt.UTC(), LastSeenAt: s.LastSeenAt.UTC(), ExpiresAt: s.ExpiresAt.UTC(),
 		Current: s.ID == current,
 	}
@@ -328,31 +378,4 @@ func listJSON(list []sessioncap.Session, current string) []sessionJSON {
 		out = append(out, toJSON(&list[i], current))
 	}
 	return out
-}
-
-// deviceName turns a User-Agent into "Chrome on Linux", which users
-// recognise; the full string stays available beside it.
-func deviceName(ua string) string {
-	if ua == "" {
-		return "Unknown device"
-	}
-	browser := "Browser"
-	for _, b := range []struct{ token, name string }{
-		{"Edg/", "Edge"}, {"OPR/", "Opera"}, {"Firefox/", "Firefox"}, {"HeadlessChrome/", "Headless Chrome"},
-		{"Chrome/", "Chrome"}, {"Safari/", "Safari"}, {"curl/", "curl"}, {"Go-http-client", "Go client"},
-	} {
-		if strings.Contains(ua, b.token) {
-			browser = b.name
-			break
-		}
-	}
-	for _, o := range []struct{ token, name string }{
-		{"Android", "Android"}, {"iPhone", "iPhone"}, {"iPad", "iPad"}, {"Windows", "Windows"},
-		{"Mac OS X", "macOS"}, {"CrOS", "ChromeOS"}, {"Linux", "Linux"},
-	} {
-		if strings.Contains(ua, o.token) {
-			return browser + " on " + o.name
-		}
-	}
-	return browser
 }

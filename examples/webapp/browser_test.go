@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/sessioncap/sessioncap"
 	"github.com/sessioncap/sessioncap/internal/redistest"
 )
 
@@ -57,11 +59,11 @@ type profile struct {
 	ua   string
 }
 
-func newProfile(t *testing.T, parent context.Context, browser, name string) *profile {
+func newProfile(t *testing.T, parent context.Context, browser, name, ua string) *profile {
 	t.Helper()
-	// A recognisable User-Agent per profile, so the test can check that a
-	// banner names the right device.
-	ua := "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Device" + name
+	// A real User-Agent per profile, so that each is a device people can
+	// tell apart by name ("Firefox on Windows"), and the test can check
+	// that a banner names the right one.
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(browser),
 		chromedp.Headless,
@@ -143,10 +145,11 @@ func (p *profile) signIn(t *testing.T, base, user, password string) {
 	p.run(t, "open the sign-in page",
 		chromedp.Navigate(base+"/login"),
 		chromedp.WaitVisible(css(`input[name=user]`)),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('input[name=user]').value = ""`), // an ended device's form is prefilled
 		chromedp.SendKeys(css(`input[name=user]`), user),
-		chromedp.SendKeys(css(`input[name=password]`), password),
+		chromedp.SendKeys(css(`form[action="/login"] input[name=password]`), password),
 	)
-	p.submit(t, "sign in as "+user, chromedp.Submit(css(`input[name=password]`)))
+	p.submit(t, "sign in as "+user, chromedp.Submit(css(`form[action="/login"] input[name=password]`)))
 	p.run(t, "devices page after sign-in", chromedp.WaitVisible(css(`table.devices tr.current`)))
 }
 
@@ -157,7 +160,83 @@ func (p *profile) screenshot(t *testing.T, dir, name string) string {
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if *updateDocs {
+		if err := os.WriteFile(filepath.Join("..", "..", "docs", name), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return path
+}
+
+// updateDocs makes the browser test write its screenshots into docs/ too:
+// go test -run TestBrowser -update-docs.
+var updateDocs = flag.Bool("update-docs", false, "write the browser test's screenshots into docs/")
+
+// submitAllowing is submit for a form whose answer may be an error status
+// that still renders a page (the chooser's 409, a wrong password's 401);
+// it returns the status.
+func (p *profile) submitAllowing(t *testing.T, what string, steps ...chromedp.Action[chromedp.Void]) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	resp, err := chromedp.RunResponse(ctx, steps...)
+	if err != nil {
+		t.Fatalf("profile %s: %s: %v", p.name, what, err)
+	}
+	return resp.Status
+}
+
+// waitLive waits until the page's event stream is up.
+func (p *profile) waitLive(t *testing.T) {
+	t.Helper()
+	p.run(t, "event stream up", chromedp.Poll[chromedp.Void](`window.sessioncapLive && window.sessioncapLive.isReady()`,
+		chromedp.WithPollingTimeout(10*time.Second)))
+}
+
+// ended checks the banner at sel on a signed-out device: its reason, and
+// that its text says every one of wants (the acting device's name, the
+// kind of ending).
+func (p *profile) ended(t *testing.T, sel, reason string, wants ...string) string {
+	t.Helper()
+	p.run(t, "banner "+sel, chromedp.WaitVisible(css(sel)))
+	got := value(t, p, "banner reason", chromedp.Evaluate[string](`document.querySelector('`+sel+`').getAttribute("data-reason") || ""`))
+	text := p.text(t, sel)
+	if got != reason {
+		t.Fatalf("profile %s: %s says reason %q, want %q: %q", p.name, sel, got, reason, text)
+	}
+	for _, w := range wants {
+		if !strings.Contains(text, w) {
+			t.Fatalf("profile %s: %s lacks %q: %q", p.name, sel, w, text)
+		}
+	}
+	return text
+}
+
+// serve runs an app on addr for the test.
+func serve(t *testing.T, addr string, cfg appConfig) string {
+	t.Helper()
+	a, err := newApp(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: a.handler()}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			t.Log(err)
+		}
+		srv.Close()
+	})
+	// 127.0.0.0/8 is a secure context for Chromium, so the default Secure
+	// __Host- cookie works over plain HTTP here, as it does on localhost.
+	return "http://" + ln.Addr().String()
 }
 
 func (p *profile) text(t *testing.T, sel string) string {
@@ -165,10 +244,14 @@ func (p *profile) text(t *testing.T, sel string) string {
 	return value(t, p, "read "+sel, chromedp.Text(css(sel)))
 }
 
-// TestBrowserEviction drives the demo app in real headless Chromium: two
-// devices sign in as alice under a cap of one, the first sees the eviction
-// live over Server-Sent Events and again on its next page, the second lists
-// one session, and an admin in a third profile signs the second out.
+// TestBrowserEviction drives the demo app in real headless Chromium, with
+// four profiles as four devices: Chrome on Linux (A), Firefox on Windows
+// (B), Edge on macOS (C) and Safari on iPhone (D, the admin). Every way a
+// device is signed out is checked on the ended device, live (the SSE
+// banner, without a reload) and on its next page (the server's banner):
+// each names the acting device, or the admin, and the right reason; and the
+// acting device is told what it ended. It writes a screenshot of every page
+// it passes; -update-docs copies them into docs/.
 func TestBrowserEviction(t *testing.T) {
 	report.FullTier(t, redistest.BackendChromium)
 	browser := findBrowser()
@@ -177,51 +260,30 @@ func TestBrowserEviction(t *testing.T) {
 	}
 	report.Use(t, redistest.BackendChromium)
 	dir := artifactsDir(t)
+	// Two apps on two loopback addresses, so each has its own cookies: one
+	// evicts at a cap of one, the other refuses (and offers the chooser) at
+	// a cap of two.
+	evict := serve(t, "127.0.0.1:0", appConfig{MaxSessions: 1})
+	reject := serve(t, "127.0.0.2:0", appConfig{MaxSessions: 2, Overflow: sessioncap.RejectNew})
 
-	a, err := newApp(appConfig{MaxSessions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: a.handler()}
-	go srv.Serve(ln)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			t.Log(err)
-		}
-		srv.Close()
-	}()
-	// 127.0.0.1 is a secure context for Chromium, so the default Secure
-	// __Host- cookie works over plain HTTP here, as it does on localhost.
-	base := "http://" + ln.Addr().String()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	began := time.Now()
 	defer func() { t.Logf("browser test took %v", time.Since(began)) }()
-	pa := newProfile(t, ctx, browser, "A")
-	pb := newProfile(t, ctx, browser, "B")
+	pa := newProfile(t, ctx, browser, "A", uaLinuxChrome)
+	pb := newProfile(t, ctx, browser, "B", uaWinFirefox)
 
-	// A signs in and stays on "your devices", its event stream open.
-	pa.signIn(t, base, "alice", "demo")
-	pa.run(t, "devices page with the stream up",
-		chromedp.WaitVisible(css(`table.devices tr.current`)),
-		chromedp.Poll[chromedp.Void](`window.sessioncapLive && window.sessioncapLive.isReady()`, chromedp.WithPollingTimeout(10*time.Second)),
-		chromedp.Evaluate[chromedp.Void](`window.__sameDocument = true`),
-	)
-	pa.screenshot(t, dir, "1-a-devices.png")
+	// Eviction. A signs in and stays on "your devices", its stream open.
+	pa.run(t, "sign-in page", chromedp.Navigate(evict+"/login"), chromedp.WaitVisible(css(`input[name=user]`)))
+	pa.screenshot(t, dir, "signin.png")
+	pa.signIn(t, evict, "alice", "demo")
+	pa.waitLive(t)
+	pa.run(t, "mark the document", chromedp.Evaluate[chromedp.Void](`window.__sameDocument = true`))
 
 	// B signs in as alice too; A's page must show the banner by itself.
 	start := time.Now()
-	pb.signIn(t, base, "alice", "demo")
-	pb.run(t, "B on its devices page", chromedp.WaitVisible(css(`table.devices tr.current`)))
-	pa.run(t, "live banner on A", chromedp.WaitVisible(css(`#live-banner`)))
+	pb.signIn(t, evict, "alice", "demo")
+	pa.ended(t, `#live-banner`, "limit", "Firefox on Windows", "signed in on another device", "This wasn't me")
 	shownAt := value(t, pa, "banner time", chromedp.Evaluate[float64](`window.sessioncapLive.shownAt()`))
 	sameDoc := value(t, pa, "same document", chromedp.Evaluate[bool](`window.__sameDocument === true`))
 	latency := time.UnixMilli(int64(shownAt)).Sub(start)
@@ -233,51 +295,119 @@ func TestBrowserEviction(t *testing.T) {
 	if latency > 3*time.Second {
 		t.Fatalf("live banner took %v, want well under a second (bound 3s)", latency)
 	}
-	if live := pa.text(t, `#live-banner`); !strings.Contains(live, "DeviceB") || !strings.Contains(live, "signed in on another device") {
-		t.Fatalf("live banner does not name device B: %q", live)
+	pa.screenshot(t, dir, "evicted-live.png")
+	// B is told which device its sign-in signed out.
+	if n := pb.text(t, `#notice`); !strings.Contains(n, "Signing in here signed out") || !strings.Contains(n, "Chrome on Linux") {
+		t.Fatalf("B's notice: %q", n)
 	}
-	pa.screenshot(t, dir, "2-a-live-banner.png")
-
-	// A's next page says the same, rendered by the server.
-	pa.run(t, "A's next page", chromedp.Navigate(base+"/devices"), chromedp.WaitVisible(css(`#banner`)))
-	if b := pa.text(t, `#banner`); !strings.Contains(b, "DeviceB") || !strings.Contains(b, "This wasn't me") {
-		t.Fatalf("A's banner: %q", b)
-	}
-	pa.screenshot(t, dir, "3-a-evicted-page.png")
-
-	// B lists exactly one session: its own.
-	pb.run(t, "B's devices", chromedp.Navigate(base+"/devices"), chromedp.WaitVisible(css(`table.devices`)))
+	pb.screenshot(t, dir, "signed-in-notice.png")
 	rows := value(t, pb, "count rows", chromedp.Evaluate[int](`document.querySelectorAll("table.devices tbody tr").length`))
 	if rows != 1 {
 		t.Fatalf("B lists %d sessions, want 1", rows)
 	}
-	pb.run(t, "B's stream up", chromedp.Poll[chromedp.Void](`window.sessioncapLive && window.sessioncapLive.isReady()`,
-		chromedp.WithPollingTimeout(10*time.Second)))
-	devicesShot := pb.screenshot(t, dir, "4-b-devices.png")
-	t.Logf("devices page: %s", devicesShot)
+	// A's next page says the same, rendered by the server, with the
+	// account's name filled in.
+	pa.run(t, "A's next page", chromedp.Navigate(evict+"/devices"))
+	pa.ended(t, `#banner`, "limit", "Firefox on Windows", "signed in on another device", "This wasn't me")
+	if u := value(t, pa, "prefilled user", chromedp.Evaluate[string](`document.querySelector('input[name=user]').value`)); u != "alice" {
+		t.Fatalf("A's sign-in form has user %q, want alice", u)
+	}
+	pa.screenshot(t, dir, "evicted.png")
 
-	// A third profile, the admin, signs alice out; B learns it live.
-	pc := newProfile(t, ctx, browser, "C")
-	pc.signIn(t, base, "admin", "admin")
-	pc.run(t, "admin page",
-		chromedp.Navigate(base+"/admin"),
-		chromedp.WaitVisible(css(`input[value=alice]`)),
-		chromedp.Click(css(`input[value=alice]`)),
-	)
-	pc.submit(t, "admin signs alice out", chromedp.Submit(css(`input[value=alice]`)))
-	pc.run(t, "admin sees the result", chromedp.WaitVisible(css(`p.flash[role=status]`)))
-	pc.screenshot(t, dir, "5-c-admin.png")
-	pb.run(t, "B's live banner", chromedp.WaitVisible(css(`#live-banner`)))
-	if live := pb.text(t, `#live-banner`); !strings.Contains(live, "administrator") {
-		t.Fatalf("B's live banner: %q", live)
+	// "This wasn't me": A gives the password; B is signed out as a security
+	// response by A, live and on its next page; A is told what it ended.
+	pb.waitLive(t)
+	pa.run(t, "not-me password", chromedp.SendKeys(css(`#banner input[name=password]`), "demo"))
+	pa.submit(t, "this wasn't me", chromedp.Submit(css(`#banner input[name=password]`)))
+	if n := pa.text(t, `#notice`); !strings.Contains(n, "signed out every other device") || !strings.Contains(n, "Firefox on Windows") {
+		t.Fatalf("A's notice after not-me: %q", n)
 	}
-	pb.run(t, "B's next page", chromedp.Navigate(base+"/devices"), chromedp.WaitVisible(css(`#banner`)))
-	if b := pb.text(t, `#banner`); !strings.Contains(b, "administrator") {
-		t.Fatalf("B's banner: %q", b)
+	pa.screenshot(t, dir, "not-me-done.png")
+	pb.ended(t, `#live-banner`, "security", "Chrome on Linux", "This wasn't me", "security")
+	pb.screenshot(t, dir, "security-live.png")
+	pb.run(t, "B's next page", chromedp.Navigate(evict+"/devices"))
+	text := pb.ended(t, `#banner`, "security", "Chrome on Linux", "This wasn't me", "security")
+	if strings.Contains(text, "Sign out everywhere") {
+		t.Fatal("the device a security response ended is offered to sign out everywhere itself")
 	}
-	hasForm := value(t, pb, "sign-in form", chromedp.Evaluate[bool](`!!document.querySelector('form[action="/login"]')`))
-	if !hasForm {
-		t.Fatal("signed-out B is not offered the sign-in form")
+	pb.screenshot(t, dir, "security.png")
+
+	// An admin signs alice out: A learns it live, naming the admin.
+	pa.run(t, "A's devices", chromedp.Navigate(evict+"/devices"), chromedp.WaitVisible(css(`table.devices tr.current`)))
+	pa.waitLive(t)
+	pd := newProfile(t, ctx, browser, "D", uaIPhoneSafari)
+	pd.signIn(t, evict, "admin", "admin")
+	pd.run(t, "admin page", chromedp.Navigate(evict+"/admin"), chromedp.WaitVisible(css(`input[value=alice]`)))
+	pd.screenshot(t, dir, "admin.png")
+	pd.run(t, "select alice", chromedp.Click(css(`input[value=alice]`)))
+	pd.submit(t, "admin signs alice out", chromedp.Submit(css(`input[value=alice]`)))
+	if f := pd.text(t, `p.flash[role=status]`); !strings.Contains(f, "Signed out alice") {
+		t.Fatalf("admin's flash: %q", f)
 	}
-	pb.screenshot(t, dir, "6-b-signed-out.png")
+	pd.screenshot(t, dir, "admin-done.png")
+	pa.ended(t, `#live-banner`, "admin", "administrator", "admin")
+	pa.run(t, "A's next page", chromedp.Navigate(evict+"/devices"))
+	pa.ended(t, `#banner`, "admin", "An administrator (admin)")
+	pa.screenshot(t, dir, "admin-signed-out.png")
+	pd.run(t, "a missing page", chromedp.Navigate(evict+"/no/such/page"), chromedp.WaitVisible(css(`.problem`)))
+	pd.screenshot(t, dir, "not-found.png")
+
+	// Revoke from the devices page, on the app with a cap of two.
+	pa.signIn(t, reject, "bob", "demo")
+	pb.signIn(t, reject, "bob", "demo")
+	pa.run(t, "A's devices", chromedp.Navigate(reject+"/devices"), chromedp.WaitVisible(css(`table.devices tr.current`)))
+	pa.waitLive(t)
+	pb.run(t, "B's devices", chromedp.Navigate(reject+"/devices"), chromedp.WaitVisible(css(`table.devices tr:not(.current) button`)))
+	pb.screenshot(t, dir, "devices.png")
+	pb.submit(t, "B signs A out", chromedp.Click(css(`table.devices tr:not(.current) button`)))
+	if n := pb.text(t, `#notice`); !strings.Contains(n, "Chrome on Linux") {
+		t.Fatalf("B's notice after the revoke: %q", n)
+	}
+	pb.screenshot(t, dir, "revoke-done.png")
+	pa.ended(t, `#live-banner`, "revoked", "Firefox on Windows", "devices")
+	pa.run(t, "A's next page", chromedp.Navigate(reject+"/devices"))
+	pa.ended(t, `#banner`, "revoked", "Firefox on Windows", "devices")
+	pa.screenshot(t, dir, "revoked.png")
+
+	// The reject-new chooser: C finds bob at the cap, gets the password
+	// wrong once (staying on the chooser), then signs A out in its place.
+	pa.signIn(t, reject, "bob", "demo")
+	pa.waitLive(t)
+	pc := newProfile(t, ctx, browser, "C", uaMacEdge)
+	pc.run(t, "C's sign-in", chromedp.Navigate(reject+"/login"), chromedp.WaitVisible(css(`input[name=user]`)),
+		chromedp.SendKeys(css(`input[name=user]`), "bob"), chromedp.SendKeys(css(`input[name=password]`), "demo"))
+	if st := pc.submitAllowing(t, "C signs in at the cap", chromedp.Submit(css(`input[name=password]`))); st != 409 {
+		t.Fatalf("C at the cap: HTTP %d, want 409", st)
+	}
+	pc.run(t, "chooser", chromedp.WaitVisible(css(`#chooser`)))
+	pc.screenshot(t, dir, "reject-chooser.png")
+	pick := `(function(){var ls=document.querySelectorAll('#chooser label.choice');for(var i=0;i<ls.length;i++){if(ls[i].textContent.indexOf("Chrome on Linux")>=0){ls[i].querySelector("input").checked=true;return true}}return false})()`
+	pc.run(t, "wrong password", chromedp.Evaluate[chromedp.Void](pick), chromedp.SendKeys(css(`#chooser input[name=password]`), "wrong"))
+	if st := pc.submitAllowing(t, "C's wrong password", chromedp.Submit(css(`#chooser input[name=password]`))); st != 401 {
+		t.Fatalf("C's wrong password: HTTP %d, want 401", st)
+	}
+	pc.run(t, "still the chooser", chromedp.WaitVisible(css(`#chooser`)), chromedp.WaitVisible(css(`#cancel`)))
+	if e := pc.text(t, `p.error`); !strings.Contains(e, "Wrong password: no device was signed out") {
+		t.Fatalf("chooser error: %q", e)
+	}
+	pc.screenshot(t, dir, "reject-wrong-password.png")
+	if !value(t, pc, "pick A", chromedp.Evaluate[bool](pick)) {
+		t.Fatal("the chooser does not list Chrome on Linux")
+	}
+	pc.run(t, "password", chromedp.SendKeys(css(`#chooser input[name=password]`), "demo"))
+	pc.submit(t, "C replaces A", chromedp.Submit(css(`#chooser input[name=password]`)))
+	if n := pc.text(t, `#notice`); !strings.Contains(n, "in place of") || !strings.Contains(n, "Chrome on Linux") {
+		t.Fatalf("C's notice: %q", n)
+	}
+	pa.ended(t, `#live-banner`, "replaced", "Edge on macOS", "signed in on another device", "in its place")
+	pa.run(t, "A's next page", chromedp.Navigate(reject+"/devices"))
+	pa.ended(t, `#banner`, "replaced", "Edge on macOS", "in its place")
+	pa.screenshot(t, dir, "replaced.png")
+
+	// A non-admin at /admin: a 403 page, without the form.
+	pc.run(t, "C at /admin", chromedp.Navigate(reject+"/admin"), chromedp.WaitVisible(css(`.problem`)))
+	if has := value(t, pc, "admin form", chromedp.Evaluate[bool](`!!document.querySelector('form[action="/admin/logout"]')`)); has {
+		t.Fatal("a non-admin is shown the admin form")
+	}
+	pc.screenshot(t, dir, "forbidden.png")
 }

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sessioncap/sessioncap"
@@ -11,14 +14,15 @@ import (
 )
 
 var funcs = template.FuncMap{
+	// when is the server's rendering of a time, in UTC; app.js replaces it
+	// with the browser's local time (every <time datetime> element).
 	"when": func(t time.Time) string {
 		if t.IsZero() {
 			return ""
 		}
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
-	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"short": func(id string) string { return id[:min(8, len(id))] },
+	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
 	"label": func(t string) string {
 		if l, ok := eventLabels[sessioncap.Reason(t)]; ok {
 			return l
@@ -29,13 +33,16 @@ var funcs = template.FuncMap{
 
 // eventLabels are the history entries as a user would say them.
 var eventLabels = map[sessioncap.Reason]string{
-	sessioncap.ReasonLogin:            "signed in",
-	sessioncap.ReasonLimit:            "evicted",
+	sessioncap.EventLogin:             "signed in",
+	sessioncap.ReasonEvicted:          "signed out: device limit",
+	sessioncap.ReasonReplaced:         "signed out in place of a new sign-in",
 	sessioncap.ReasonLogout:           "signed out",
 	sessioncap.ReasonLogoutOthers:     "signed out by another device",
 	sessioncap.ReasonLogoutEverywhere: "signed out everywhere",
 	sessioncap.ReasonAdmin:            "signed out by an admin",
-	sessioncap.ReasonRevoked:          "revoked",
+	sessioncap.ReasonRevoked:          "signed out from another device",
+	sessioncap.ReasonSecurity:         "signed out: “this wasn't me”",
+	sessioncap.ReasonPasswordChange:   "signed out: password changed",
 	sessioncap.ReasonRotated:          "token renewed",
 	sessioncap.ReasonExpired:          "expired",
 }
@@ -49,63 +56,34 @@ var (
 	tmplLogin   = page("login.html")
 	tmplDevices = page("devices.html")
 	tmplAdmin   = page("admin.html")
+	tmplError   = page("error.html")
 )
 
 // flashes are the fixed messages a redirect may ask for, by key, so no
-// request text is ever reflected into a page.
-var flashes = map[string]string{
-	"bye":        "You are signed out.",
-	"revoked":    "That device is signed out.",
-	"others":     "All your other devices are signed out.",
-	"everywhere": "Every session of your account was signed out and this device signed in again. If you did not sign in elsewhere, change your password.",
-	"admin":      "The selected users are signed out.",
+// request text is ever reflected into a page. Lead is shown before the
+// devices the action ended (named from the history, see endedBy), Tail
+// after them; Plain when there are none to name.
+var flashes = map[string]flash{
+	"bye":  {Plain: "You are signed out."},
+	"gone": {Plain: "That device was already signed out."},
+	"signed-in": {Lead: "Signing in here signed out:",
+		Tail: "The account allows only a limited number of devices at once; each was told this device signed it out."},
+	"replaced": {Lead: "Signed in here in place of:", Tail: "That device was told this one took its place.", Plain: "Signed in."},
+	"revoked":  {Lead: "Signed out:", Tail: "It was told this device signed it out.", Plain: "That device is signed out."},
+	"others": {Lead: "Signed out your other devices:", Tail: "Each was told this device signed it out.",
+		Plain: "Your other devices are signed out."},
+	"everywhere": {Lead: "Signed this device in again, and signed out every other device of your account:",
+		Tail:  "Each was told this device reported a sign-in that was not yours. If you did not sign in elsewhere, change your password.",
+		Plain: "This device signed in again; no other device was signed in. If you did not sign in elsewhere, change your password."},
 }
 
-// banner explains why this device has no session.
-type banner struct {
-	Kind    httpsession.FailureKind
-	Title   string
-	Message string
-	At      time.Time
-	Device  string // the device that replaced or ended this one
-	IP      string
-	UA      string
-	ByID    string
-	NotMe   bool // offer "this wasn't me: sign out everywhere"
-}
+type flash struct{ Lead, Tail, Plain string }
 
-func bannerFor(err error) *banner {
-	if err == nil {
-		return nil
-	}
-	f := httpsession.Describe(err)
-	b := &banner{Kind: f.Error, Message: f.Message}
-	if f.At != nil {
-		b.At = *f.At
-	}
-	d := f.ReplacedBy
-	if d == nil {
-		d = f.By
-	}
-	if d != nil {
-		b.Device, b.IP, b.UA, b.ByID = deviceName(d.UserAgent), d.IP, d.UserAgent, d.SessionID
-	}
-	switch f.Error {
-	case httpsession.KindEvicted:
-		b.Title = "Your account signed in on another device"
-		b.Message = "This device was signed out because the account allows only a limited number of devices at once."
-		b.NotMe = true
-	case httpsession.KindRevoked:
-		if f.Reason == string(sessioncap.ReasonLogout) {
-			return nil // the user signed out here; nothing to explain
-		}
-		b.Title = "This device was signed out"
-	case httpsession.KindExpired:
-		b.Title = "Your session expired"
-	default:
-		return nil
-	}
-	return b
+// notice is a flash that names the devices the action ended.
+type notice struct {
+	Lead, Tail string
+	Devices    []*deviceView
+	At         time.Time
 }
 
 type adminRow struct {
@@ -123,13 +101,21 @@ type pageData struct {
 	Admin     bool
 	SessionID string
 	Flash     string
+	Notice    *notice
 	Error     string
-	Banner    *banner
+	Banner    *endingView
 	Backend   string
+	// CookieWarning: the browser will drop the Secure cookie (requests.go).
+	CookieWarning bool
+
+	// The error page.
+	Heading, Text string
+	Status        int
 
 	LoginUser string
 	Limit     int
 	Full      []sessionJSON // live sessions when a sign-in hit the cap
+	Ticket    string        // the chooser's ticket (chooser.go)
 
 	Sessions []sessionJSON
 	History  []eventJSON
@@ -143,10 +129,11 @@ func (a *app) render(w http.ResponseWriter, r *http.Request, t *template.Templat
 		d.User, d.SessionID = s.UserID, s.ID
 		d.Admin = a.accounts[s.UserID] != nil && a.accounts[s.UserID].admin
 	}
-	if d.Flash == "" {
-		d.Flash = flashes[r.URL.Query().Get("msg")]
+	if f, ok := flashes[r.URL.Query().Get("msg")]; ok && d.Flash == "" && d.Notice == nil {
+		d.Flash = f.Plain
 	}
 	d.Backend = a.backend
+	d.CookieWarning = d.User == "" && a.cookieWillDrop(r)
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	// Pages show session data: never cache them.
@@ -157,15 +144,17 @@ func (a *app) render(w http.ResponseWriter, r *http.Request, t *template.Templat
 	}
 }
 
-// pageError shows an engine failure on a page; Redis being down gets the
-// middleware's 503 page.
+// pageError shows an engine failure on a page: Redis being down gets the
+// 503 page, a session failure the sign-in page with its banner.
 func (a *app) pageError(w http.ResponseWriter, r *http.Request, err error) {
-	k := httpsession.Kind(err)
-	if k == httpsession.KindError || k == httpsession.KindUnavailable {
-		a.engineError(w, r, err)
-		return
+	switch {
+	case errors.Is(err, sessioncap.ErrNotFound):
+		a.problem(w, r, http.StatusNotFound, "not_found", "No such device", "No live session has that ID.")
+	case errors.Is(err, sessioncap.ErrInvalidSessionID):
+		a.problem(w, r, http.StatusBadRequest, "bad_request", "No such device", "That is not a session ID.")
+	default:
+		a.failure(w, r, err)
 	}
-	a.render(w, r, tmplLogin, http.StatusUnauthorized, pageData{Title: "Sign in", Banner: bannerFor(err)})
 }
 
 // signedIn returns the request's session, or renders the sign-in page
@@ -174,10 +163,19 @@ func (a *app) signedIn(w http.ResponseWriter, r *http.Request) *sessioncap.Sessi
 	if s := httpsession.FromContext(r.Context()); s != nil {
 		return s
 	}
-	a.render(w, r, tmplLogin, http.StatusUnauthorized, pageData{
-		Title: "Sign in", Banner: bannerFor(httpsession.ErrFromContext(r.Context())),
-	})
+	a.renderSignIn(w, r, http.StatusUnauthorized)
 	return nil
+}
+
+// renderSignIn shows the sign-in form; on a device whose session ended,
+// with the banner that says why and the account's name filled in.
+func (a *app) renderSignIn(w http.ResponseWriter, r *http.Request, status int) {
+	b := bannerFor(httpsession.ErrFromContext(r.Context()))
+	d := pageData{Title: "Sign in", Banner: b}
+	if b != nil {
+		d.LoginUser = b.User
+	}
+	a.render(w, r, tmplLogin, status, d)
 }
 
 func (a *app) pageHome(w http.ResponseWriter, r *http.Request) {
@@ -193,26 +191,48 @@ func (a *app) pageLogin(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/devices", http.StatusSeeOther)
 		return
 	}
-	a.render(w, r, tmplLogin, http.StatusOK, pageData{
-		Title: "Sign in", Banner: bannerFor(httpsession.ErrFromContext(r.Context())),
-	})
+	a.renderSignIn(w, r, http.StatusOK)
+}
+
+// afterLogin is where a sign-in lands: the devices page, told which
+// devices the sign-in ended (their IDs; the page names them from the
+// history, so nothing in the URL is shown as it is).
+func afterLogin(msg string, res *sessioncap.LoginResult) string {
+	if len(res.Evicted) == 0 && msg != "everywhere" {
+		return "/devices"
+	}
+	return endedURL(msg, res.Evicted)
+}
+
+// maxNamed bounds how many ended devices a flash names.
+const maxNamed = 16
+
+func endedURL(msg string, ids []string) string {
+	q := url.Values{"msg": {msg}}
+	for _, id := range ids[:min(len(ids), maxNamed)] {
+		q.Add("ended", id)
+	}
+	return "/devices?" + q.Encode()
 }
 
 func (a *app) pageLoginPost(w http.ResponseWriter, r *http.Request) {
 	user, pw := r.PostFormValue("user"), r.PostFormValue("password")
-	_, err := a.login(w, r, user, pw, r.PostFormValue("revoke"))
+	if replace := r.PostFormValue("replace"); replace != "" {
+		a.pageChooserPost(w, r, user, pw, replace)
+		return
+	}
+	res, err := a.login(w, r, user, pw, "")
 	var limit *sessioncap.LimitError
 	switch {
 	case errors.Is(err, errLoginFailed):
 		a.render(w, r, tmplLogin, http.StatusUnauthorized, pageData{Title: "Sign in", LoginUser: user,
 			Error: "Wrong user name or password."})
 	case errors.As(err, &limit):
-		a.render(w, r, tmplLogin, http.StatusConflict, pageData{Title: "Sign in", LoginUser: user,
-			Limit: limit.Limit, Full: listJSON(limit.Sessions, "")})
+		a.renderChooser(w, r, user, limit.Limit, limit.Sessions, http.StatusConflict, "")
 	case err != nil:
 		a.pageError(w, r, err)
 	default:
-		http.Redirect(w, r, "/devices", http.StatusSeeOther)
+		http.Redirect(w, r, afterLogin("signed-in", res), http.StatusSeeOther)
 	}
 }
 
@@ -226,7 +246,7 @@ func (a *app) pageDevices(w http.ResponseWriter, r *http.Request) {
 		a.pageError(w, r, err)
 		return
 	}
-	events, err := a.engine.History(r.Context(), s.UserID, 0, 20)
+	events, err := a.engine.History(r.Context(), s.UserID, 0, 50)
 	if err != nil {
 		a.pageError(w, r, err)
 		return
@@ -235,78 +255,116 @@ func (a *app) pageDevices(w http.ResponseWriter, r *http.Request) {
 	for _, e := range events {
 		hist = append(hist, eventToJSON(e))
 	}
-	a.render(w, r, tmplDevices, http.StatusOK, pageData{Title: "Your devices", Sessions: listJSON(list, s.ID), History: hist})
+	d := pageData{Title: "Your devices", Sessions: listJSON(list, s.ID), History: hist[:min(len(hist), 20)]}
+	q := r.URL.Query()
+	if f, ok := flashes[q.Get("msg")]; ok && f.Lead != "" {
+		d.Notice = endedBy(s, events, q["ended"], f.Lead, f.Tail)
+	}
+	a.render(w, r, tmplDevices, http.StatusOK, d)
 }
 
+// endedBy names the devices with the given IDs that the history says s
+// ended: what the acting device is told it did. An ID that is not such an
+// ending (a stale or edited URL) is left out.
+func endedBy(s *sessioncap.Session, events []sessioncap.Event, ids []string, lead, tail string) *notice {
+	n := &notice{Lead: lead, Tail: tail}
+	for _, id := range ids[:min(len(ids), maxNamed)] {
+		for _, e := range events {
+			if e.SessionID == id && e.By == s.ID && endsSession(e.Type) {
+				n.Devices = append(n.Devices, &deviceView{SessionID: e.SessionID, Device: e.DeviceName(), IP: e.IP, UserAgent: e.UserAgent})
+				if e.At.After(n.At) {
+					n.At = e.At
+				}
+				break
+			}
+		}
+	}
+	if len(n.Devices) == 0 {
+		return nil
+	}
+	return n
+}
+
+// pageRevoke signs one of the user's other devices out from the devices
+// page, naming this session as the actor, so the ended device reads "Chrome
+// on Linux signed this device out from its devices page".
 func (a *app) pageRevoke(w http.ResponseWriter, r *http.Request) {
 	s := a.signedIn(w, r)
 	if s == nil {
 		return
 	}
-	err := a.engine.Revoke(r.Context(), s.UserID, r.PathValue("id"))
-	if err != nil && !errors.Is(err, sessioncap.ErrNotFound) && !errors.Is(err, sessioncap.ErrInvalidSessionID) {
+	id := r.PathValue("id")
+	err := a.engine.RevokeWith(r.Context(), s.UserID, id, sessioncap.EndOptions{
+		Reason: sessioncap.ReasonRevoked, By: sessioncap.Actor{Session: s},
+	})
+	switch {
+	case errors.Is(err, sessioncap.ErrNotFound), errors.Is(err, sessioncap.ErrInvalidSessionID):
+		http.Redirect(w, r, "/devices?msg=gone", http.StatusSeeOther)
+	case err != nil:
 		a.pageError(w, r, err)
-		return
+	default:
+		http.Redirect(w, r, endedURL("revoked", []string{id}), http.StatusSeeOther)
 	}
-	http.Redirect(w, r, "/devices?msg=revoked", http.StatusSeeOther)
 }
 
 func (a *app) pageLogoutOthers(w http.ResponseWriter, r *http.Request) {
 	if a.signedIn(w, r) == nil {
 		return
 	}
-	if _, err := a.sess.LogoutOthers(r); err != nil {
+	ended, err := a.sess.LogoutOthers(r)
+	if err != nil {
 		a.pageError(w, r, err)
 		return
 	}
-	http.Redirect(w, r, "/devices?msg=others", http.StatusSeeOther)
+	http.Redirect(w, r, endedURL("others", ended), http.StatusSeeOther)
 }
 
 func (a *app) pageLogout(w http.ResponseWriter, r *http.Request) {
 	err := a.sess.Logout(w, r)
 	if httpsession.Kind(err) == httpsession.KindUnavailable {
-		a.engineError(w, r, err)
+		a.failure(w, r, err)
 		return
 	}
 	http.Redirect(w, r, "/login?msg=bye", http.StatusSeeOther)
 }
 
-// pageNotMe is "this wasn't me: sign out everywhere" on an evicted device.
+// pageNotMe is "this wasn't me: sign out everywhere" on a device another
+// of the account's devices signed out (an eviction, a replacement, a
+// revoke, "sign out all other devices").
 //
-// The user ID comes from the evicted token's tombstone (the EvictedError),
-// never from the form, and the action also needs the account's password.
-// Without that, anyone holding an evicted token (a thief whose stolen
-// session was just replaced by the owner's sign-in) could sign the owner
-// out of every device again and again. With it, the action grants nothing
-// the password did not already grant, since signing in elsewhere evicts
-// anyway. The fresh session is created after LogoutAll, so it survives.
+// The user ID comes from the ended token's tombstone, never from the form,
+// and the action also needs the account's password. Without that, anyone
+// holding an ended token (a thief whose stolen session was just replaced
+// by the owner's sign-in) could sign the owner out of every device again
+// and again. With it, the action grants nothing the password did not
+// already grant. It is one atomic Login with Meta.SignOutOthers: this
+// device signs in, and every other session ends with ReasonSecurity, by
+// this sign-in, so each of them is told what happened and from where.
 func (a *app) pageNotMe(w http.ResponseWriter, r *http.Request) {
 	cause := httpsession.ErrFromContext(r.Context())
-	var ev *sessioncap.EvictedError
-	if !errors.As(cause, &ev) {
+	if cause == nil || !describe(cause).NotMe {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	}
-	acc := a.checkPassword(ev.UserID, r.PostFormValue("password"))
+	ended := describe(cause)
+	acc := a.checkPassword(ended.User, r.PostFormValue("password"))
 	if acc == nil {
-		a.log.Warn("not-me: wrong password", "user", ev.UserID)
+		a.log.Warn("not-me: wrong password", "user", ended.User)
 		a.render(w, r, tmplLogin, http.StatusUnauthorized, pageData{Title: "Sign in", Banner: bannerFor(cause),
-			Error: "Wrong password: nothing was signed out."})
+			LoginUser: ended.User, Error: "Wrong password: nothing was signed out."})
 		return
 	}
-	n, err := a.engine.LogoutAll(r.Context(), ev.UserID)
+	res, err := a.loginWith(w, r, acc, sessioncap.Meta{SignOutOthers: sessioncap.ReasonSecurity})
 	if err != nil {
 		a.pageError(w, r, err)
 		return
 	}
-	a.log.Warn("not-me: signed out everywhere", "user", ev.UserID, "sessions", n, "evicted_by", ev.By.SessionID)
-	if _, err := a.sess.Login(w, r, acc.name, loginValues(acc)); err != nil {
-		a.pageError(w, r, err)
-		return
-	}
-	http.Redirect(w, r, "/devices?msg=everywhere", http.StatusSeeOther)
+	a.log.Warn("not-me: signed out everywhere", "user", acc.name, "sessions", len(res.Evicted), "reported", ended.Reason)
+	http.Redirect(w, r, afterLogin("everywhere", res), http.StatusSeeOther)
 }
 
+// adminActor returns the signed-in admin, or answers 401 (the sign-in
+// page) or 403 (a page that says admins only, without the form).
 func (a *app) adminActor(w http.ResponseWriter, r *http.Request) *account {
 	s := a.signedIn(w, r)
 	if s == nil {
@@ -314,14 +372,15 @@ func (a *app) adminActor(w http.ResponseWriter, r *http.Request) *account {
 	}
 	acc := a.accounts[s.UserID]
 	if acc == nil || !acc.admin {
-		a.render(w, r, tmplAdmin, http.StatusForbidden, pageData{Title: "Admin", Error: "Admins only."})
+		a.errorPage(w, r, http.StatusForbidden, "Admins only",
+			"The admin console is for administrators, and "+s.UserID+" is not one.")
 		return nil
 	}
 	return acc
 }
 
-func (a *app) renderAdmin(w http.ResponseWriter, r *http.Request, actor *account, status int, errMsg string) {
-	d := pageData{Title: "Admin", Perm: actor.perm, Error: errMsg}
+func (a *app) renderAdmin(w http.ResponseWriter, r *http.Request, actor *account, status int, errMsg, flash string) {
+	d := pageData{Title: "Admin", Perm: actor.perm, Error: errMsg, Flash: flash}
 	for _, name := range a.accountNames() {
 		list, err := a.engine.Sessions(r.Context(), name)
 		if err != nil {
@@ -336,9 +395,31 @@ func (a *app) renderAdmin(w http.ResponseWriter, r *http.Request, actor *account
 }
 
 func (a *app) pageAdmin(w http.ResponseWriter, r *http.Request) {
-	if actor := a.adminActor(w, r); actor != nil {
-		a.renderAdmin(w, r, actor, http.StatusOK, "")
+	actor := a.adminActor(w, r)
+	if actor == nil {
+		return
 	}
+	flash := ""
+	if q := r.URL.Query(); q.Get("msg") == "admin" {
+		var names []string
+		for _, u := range q["user"] {
+			if a.accounts[u] != nil { // only account names, never other request text
+				names = append(names, u)
+			}
+		}
+		n, _ := strconv.Atoi(q.Get("n"))
+		if len(names) > 0 {
+			flash = "Signed out " + strings.Join(names, ", ") + ": " + plural(n, "session") + " ended. Each device was told an administrator (" + actor.name + ") signed it out."
+		}
+	}
+	a.renderAdmin(w, r, actor, http.StatusOK, "", flash)
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
 }
 
 func (a *app) pageAdminLogout(w http.ResponseWriter, r *http.Request) {
@@ -347,16 +428,24 @@ func (a *app) pageAdminLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := r.ParseForm(); err != nil {
-		a.renderAdmin(w, r, actor, http.StatusBadRequest, "Bad form.")
+		a.renderAdmin(w, r, actor, http.StatusBadRequest, "Bad form.", "")
 		return
 	}
-	_, forbidden, err := a.adminLogout(r.Context(), actor, r.PostForm["user"])
+	users := r.PostForm["user"]
+	if len(users) == 0 {
+		a.renderAdmin(w, r, actor, http.StatusBadRequest, "Select at least one user to sign out: nothing was signed out.", "")
+		return
+	}
+	n, unknown, forbidden, err := a.adminLogout(r.Context(), actor, users)
 	switch {
+	case len(unknown) > 0:
+		a.renderAdmin(w, r, actor, http.StatusBadRequest, "No such user: nothing was signed out.", "")
 	case len(forbidden) > 0:
-		a.renderAdmin(w, r, actor, http.StatusForbidden, "Signing out admins needs the logout_all permission.")
+		a.renderAdmin(w, r, actor, http.StatusForbidden, "Signing out admins needs the logout_all permission: nothing was signed out.", "")
 	case err != nil:
 		a.pageError(w, r, err)
 	default:
-		http.Redirect(w, r, "/admin?msg=admin", http.StatusSeeOther)
+		q := url.Values{"msg": {"admin"}, "n": {strconv.Itoa(n)}, "user": users}
+		http.Redirect(w, r, "/admin?"+q.Encode(), http.StatusSeeOther)
 	}
 }

@@ -1,6 +1,37 @@
+// Local times: the server renders every time in UTC inside
+// <time datetime="...">; show it in the browser's time zone instead, with
+// the UTC original as a tooltip.
+(function () {
+  "use strict";
+  var fmt = window.Intl && Intl.DateTimeFormat
+    ? new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" })
+    : null;
+
+  function localise(el) {
+    var iso = el.getAttribute("datetime");
+    if (!iso) return;
+    var d = new Date(iso);
+    if (isNaN(d.getTime())) return;
+    if (!el.title) el.title = d.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+    el.textContent = fmt ? fmt.format(d) : d.toLocaleString();
+    el.classList.add("local");
+  }
+
+  function localiseAll(root) {
+    var list = (root || document).querySelectorAll("time[datetime]");
+    for (var i = 0; i < list.length; i++) localise(list[i]);
+  }
+
+  window.sessioncapLocalise = localise;
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", function () { localiseAll(); });
+  else localiseAll();
+})();
+
 // Live sign-out banner: the server streams this user's session events; when
 // this device's session ends, ask /api/me why (the tombstone is the truth,
-// the event only a prompt) and show the answer without a reload.
+// the event only a prompt) and show the answer without a reload. /api/me's
+// 401 body is the same endingView the server renders into #banner, so the
+// live banner and the next page say the same thing.
 (function () {
   "use strict";
   var live = document.getElementById("live-banner");
@@ -9,42 +40,30 @@
 
   function field(name) { return live.querySelector('[data-f="' + name + '"]'); }
 
-  function deviceName(ua) {
-    if (!ua) return "Unknown device";
-    var browsers = [["Edg/", "Edge"], ["OPR/", "Opera"], ["Firefox/", "Firefox"], ["HeadlessChrome/", "Headless Chrome"],
-      ["Chrome/", "Chrome"], ["Safari/", "Safari"], ["curl/", "curl"], ["Go-http-client", "Go client"]];
-    var systems = [["Android", "Android"], ["iPhone", "iPhone"], ["iPad", "iPad"], ["Windows", "Windows"],
-      ["Mac OS X", "macOS"], ["CrOS", "ChromeOS"], ["Linux", "Linux"]];
-    var b = "Browser", i;
-    for (i = 0; i < browsers.length; i++) if (ua.indexOf(browsers[i][0]) >= 0) { b = browsers[i][1]; break; }
-    for (i = 0; i < systems.length; i++) if (ua.indexOf(systems[i][0]) >= 0) return b + " on " + systems[i][1];
-    return b;
-  }
-
-  function utc(iso) { return iso ? iso.replace("T", " ").replace(/(\.\d+)?Z$/, " UTC") : ""; }
-
   function show(f) {
     if (shown || !f || !f.error) return;
     shown = true;
     shownAt = Date.now();
-    var titles = { evicted: "Your account signed in on another device", revoked: "This device was signed out",
-      expired: "Your session expired" };
-    field("title").textContent = titles[f.error] || "You are signed out";
-    field("message").textContent = f.error === "evicted"
-      ? "This device was signed out because the account allows only a limited number of devices at once."
-      : f.message;
-    var d = f.replaced_by || f.by;
-    if (d) {
-      field("lead").textContent = f.error === "evicted" ? "New sign-in" : "Signed out by";
-      field("at").textContent = utc(f.at);
-      field("at").setAttribute("datetime", f.at || "");
-      field("name").textContent = deviceName(d.user_agent);
-      field("ip").textContent = d.ip;
-      field("sid").textContent = (d.session_id || "").slice(0, 8);
-      field("ua").textContent = d.user_agent;
+    live.className = "banner banner-" + f.error;
+    live.setAttribute("data-reason", f.reason || "");
+    field("title").textContent = f.title || "You are signed out";
+    field("message").textContent = f.message || "";
+    var d = f.by;
+    if (d || f.admin) {
+      field("lead").textContent = d ? (f.replaced_by ? "New sign-in" : "Signed out by") : "Signed out by administrator";
+      field("name").textContent = d ? d.device : f.admin;
+      field("ip").textContent = d ? " · " + d.ip : "";
       field("device").hidden = false;
     }
-    field("notme").hidden = f.error !== "evicted";
+    if (f.at) {
+      var t = field("at");
+      t.setAttribute("datetime", f.at);
+      if (window.sessioncapLocalise) window.sessioncapLocalise(t);
+      field("when").hidden = false;
+    } else {
+      field("when").hidden = true;
+    }
+    field("notme").hidden = !f.not_me;
     var note = document.getElementById("devices-changed");
     if (note) note.hidden = true;
     document.body.classList.add("ended");
