@@ -128,14 +128,20 @@ func (r *Report) FullTier(t testing.TB, backend string) {
 	}
 }
 
-// Summary is the report's one line: the package, the time, the tier, and
-// per backend how many tests ran on it or skipped it, and why.
+// Summary is the report's one line: the package, the time, the tier (with
+// any -run or -skip filter), and per backend how many tests ran on it or skipped it, and why.
 func (r *Report) Summary() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	tier := "go test"
 	if testing.Short() {
 		tier += " -short"
+	}
+	// A filtered run says so, lest its line read as the whole suite's.
+	for _, name := range []string{"run", "skip"} {
+		if f := flag.Lookup("test." + name); f != nil && f.Value.String() != "" {
+			tier += fmt.Sprintf(" -%s %q", name, f.Value.String())
+		}
 	}
 	var ran, skipped, none []string
 	for _, b := range r.backends {
