@@ -70,6 +70,7 @@ const (
 	DefaultTouchCacheSize  = 1 << 16
 	DefaultClockSync       = 10 * time.Second
 	DefaultMaxTombstones   = 16
+	DefaultSessionCeiling  = 1000
 	MaxMaxTombstones       = 10000
 )
 
@@ -80,6 +81,14 @@ type Config struct {
 	// Limiter does not decide otherwise. Default 1 (one device at a time);
 	// Unlimited lifts the cap. Other values below 1 are rejected.
 	MaxSessions int
+
+	// SessionCeiling is the most live sessions any one user may hold,
+	// whatever MaxSessions or the Limiter say, Unlimited included: a
+	// sign-in that would pass it is refused with ErrSessionCeiling, so one
+	// account (a leaked password, a script signing in in a loop) cannot
+	// grow without bound and slow Redis for everyone. Default 1,000; a cap
+	// above it is ErrInvalidConfig (MaxSessions) or the ceiling (Limiter).
+	SessionCeiling int
 
 	// Limiter, if set, decides the cap per user at each Login (admins
 	// unlimited, plans with 1 / 2 / 4 screens). Returning 0 falls back to
@@ -220,6 +229,12 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxSessions = DefaultMaxSessions
 	case c.MaxSessions < 0 && c.MaxSessions != Unlimited:
 		return bad("MaxSessions %d: use 1 or more, or Unlimited", c.MaxSessions)
+	}
+	if c.SessionCeiling == 0 {
+		c.SessionCeiling = DefaultSessionCeiling
+	}
+	if c.SessionCeiling < 1 || c.MaxSessions > c.SessionCeiling {
+		return bad("SessionCeiling %d must be at least 1 and at least MaxSessions %d", c.SessionCeiling, c.MaxSessions)
 	}
 	if c.Overflow != EvictOldest && c.Overflow != RejectNew {
 		return bad("unknown Overflow %d", int(c.Overflow))

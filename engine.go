@@ -26,7 +26,7 @@ type Engine struct {
 	subs hubRef
 
 	// Arguments 2..7 of every script, formatted once.
-	idleArg, histLimitArg, histTTLArg, pubArg, tombTTLArg, maxTombsArg, touchArg string
+	idleArg, histLimitArg, histTTLArg, pubArg, tombTTLArg, maxTombsArg, touchArg, ceilingArg string
 }
 
 // New returns an Engine that uses client, which may be a *redis.Client, a
@@ -74,6 +74,7 @@ func New(client redis.UniversalClient, cfg Config) (*Engine, error) {
 	}
 	e.tombTTLArg = strconv.FormatInt(c.TombstoneTTL.Milliseconds(), 10)
 	e.maxTombsArg = strconv.Itoa(c.MaxTombstones)
+	e.ceilingArg = strconv.Itoa(c.SessionCeiling)
 	e.touchArg = strconv.FormatInt(c.TouchInterval.Milliseconds(), 10)
 	return e, nil
 }

@@ -68,6 +68,11 @@ var (
 	// failover in the next moment. Retrying is safe.
 	ErrNotReplicated = errors.New("sessioncap: ending not acknowledged by enough replicas")
 
+	// ErrSessionCeiling is returned by Login when the user already holds
+	// Config.SessionCeiling live sessions: the hard bound that holds even
+	// for Unlimited. Nothing was created or ended.
+	ErrSessionCeiling = errors.New("sessioncap: session ceiling reached")
+
 	// ErrLimiter is returned by Login when Config.Limiter fails; the error
 	// also matches the Limiter's own. No session was created.
 	ErrLimiter = errors.New("sessioncap: limiter failed")

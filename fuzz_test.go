@@ -128,7 +128,7 @@ func checkFuzzKeys(t *testing.T, digester, prefix, userID string, k userKeys) {
 var sentinels = []error{
 	ErrInvalidToken, ErrInvalidUserID, ErrInvalidSessionID, ErrInvalidInput,
 	ErrExpired, ErrEvicted, ErrRevoked, ErrLimitReached, ErrNotFound,
-	ErrConflict, ErrUnavailable, ErrInvalidConfig, ErrLimiter,
+	ErrConflict, ErrUnavailable, ErrInvalidConfig, ErrLimiter, ErrSessionCeiling,
 }
 
 func isSentinel(err error) bool {

@@ -182,9 +182,12 @@ func (e *Engine) Login(ctx context.Context, userID string, meta Meta) (res *Logi
 	}
 	exp := expiry(now, abs, e.idleMS())
 	reply, err := e.run(ctx, OpLogin, scriptLogin, k,
-		e.args(now, k, sid, rec, strconv.Itoa(limit), reject, tail, entry, ms13(exp), replace, others))
+		e.args(now, k, sid, rec, strconv.Itoa(limit), reject, tail, entry, ms13(exp), replace, others, e.ceilingArg))
 	if err != nil {
 		return nil, err
+	}
+	if status(reply) == statusCeiling {
+		return nil, ErrSessionCeiling
 	}
 	if status(reply) == statusFull {
 		sessions, err := e.parseList(string(OpLogin), reply, k)

@@ -20,6 +20,7 @@ var luaTwins = map[string]any{
 	"STATUS_ENDED":    statusEnded,
 	"STATUS_EXPIRED":  statusExpired,
 	"STATUS_CONFLICT": statusConflict,
+	"STATUS_CEILING":  statusCeiling,
 
 	"KIND_LIVE":     int(kindLive),
 	"CODE_EVICTED":  string(rune(codeEvicted)),

@@ -49,6 +49,7 @@ const (
 	statusEnded    = 2 // the token's session ended; its tombstone follows
 	statusExpired  = 3 // Validate: timed out
 	statusConflict = 4 // Save: the values changed since they were read
+	statusCeiling  = 5 // Login: the user holds Config.SessionCeiling sessions
 )
 
 // args builds the ARGV common to every script, followed by extra.

@@ -8,6 +8,7 @@ local loginEntry = ARGV[14]    -- the login's history entry
 local sidExpiry = ARGV[15]     -- the new session's expiry, 13-digit ms
 local replace = ARGV[16]       -- a session this sign-in replaces (its ID), or ''
 local othersCode = ARGV[17]    -- end every other session with this code, or ''
+local ceiling = tonumber(ARGV[18]) -- the most live sessions anyone may hold
 
 local REJECT = '1'
 -- go-redis resends a command whose reply was lost (the server died just
@@ -40,6 +41,13 @@ if replace ~= '' or othersCode ~= '' then
   l = rest
 end
 local n = #l
+-- The ceiling holds whatever the cap, Unlimited included: a sign-in that
+-- would pass it is refused, and changes nothing (expired sessions live()
+-- found are still cleaned up).
+if n >= ceiling and (limit < 0 or limit > ceiling) then
+  done(all, false, true)
+  return {STATUS_CEILING}
+end
 if limit >= 0 and n >= limit and reject == REJECT then
   -- Full even after what this sign-in would end: it ends nothing, and
   -- lists every live session so the user can choose one to replace.

@@ -9,6 +9,7 @@ local STATUS_OK = 1       -- done: {STATUS_OK, results...}
 local STATUS_ENDED = 2    -- this token's session had ended: {STATUS_ENDED, tombstone}
 local STATUS_EXPIRED = 3  -- validate: the session timed out
 local STATUS_CONFLICT = 4 -- save: the values changed since they were read
+local STATUS_CEILING = 5  -- login: the user holds the most sessions anyone may
 -- The first byte of a record says what it is: a live session, or the event
 -- code of the ending that left a tombstone. History entries start with
 -- their code too. Go passes the codes that vary by caller in ARGV.
