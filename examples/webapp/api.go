@@ -81,7 +81,7 @@ func (a *app) apiLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	// What this sign-in signed out, by name: each of them is told it was
 	// this device.
-	devices := make([]*deviceView, 0, len(res.EvictedDevices))
+	devices := make([]*httpsession.Device, 0, len(res.EvictedDevices))
 	for _, d := range res.EvictedDevices {
 		devices = append(devices, viewDevice(d))
 	}
@@ -210,15 +210,15 @@ func (a *app) apiAdminLogout(w http.ResponseWriter, r *http.Request) {
 // reason for an ending), to which device, and who acted: Actor, one of the
 // user's devices, or Admin.
 type eventJSON struct {
-	Type      string      `json:"type"`
-	At        time.Time   `json:"at"`
-	SessionID string      `json:"session_id"`
-	By        string      `json:"by,omitempty"`
-	Device    string      `json:"device"`
-	IP        string      `json:"ip"`
-	UserAgent string      `json:"user_agent"`
-	Actor     *deviceView `json:"actor,omitempty"`
-	Admin     string      `json:"admin,omitempty"`
+	Type      string              `json:"type"`
+	At        time.Time           `json:"at"`
+	SessionID string              `json:"session_id"`
+	By        string              `json:"by,omitempty"`
+	Device    string              `json:"device"`
+	IP        string              `json:"ip"`
+	UserAgent string              `json:"user_agent"`
+	Actor     *httpsession.Device `json:"actor,omitempty"`
+	Admin     string              `json:"admin,omitempty"`
 }
 
 func eventToJSON(e sessioncap.Event) eventJSON {

@@ -3,27 +3,19 @@ package main
 import (
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/sessioncap/sessioncap"
 	"github.com/sessioncap/sessioncap/httpsession"
 )
 
-// deviceView is a device as people and API clients see it: its name first
+// viewDevice is a device as people and API clients see it: its name first
 // ("Firefox on Windows"), with the IP; the raw user agent and the public
 // session ID stay in the JSON for programs, and out of the pages' text.
-type deviceView struct {
-	SessionID string `json:"session_id"`
-	Device    string `json:"device"`
-	IP        string `json:"ip"`
-	UserAgent string `json:"user_agent"`
-}
-
-func viewDevice(d sessioncap.Device) *deviceView {
+func viewDevice(d sessioncap.Device) *httpsession.Device {
 	if d.SessionID == "" {
 		return nil
 	}
-	return &deviceView{SessionID: d.SessionID, Device: d.Name(), IP: d.IP, UserAgent: d.UserAgent}
+	return &httpsession.Device{SessionID: d.SessionID, Name: d.Name(), IP: d.IP, UserAgent: d.UserAgent}
 }
 
 // endingView says why this device has no session: the body of every 401
@@ -32,20 +24,10 @@ func viewDevice(d sessioncap.Device) *deviceView {
 // built from the engine's Ending fields, so it names the acting device and
 // the reason in every flow whatever wording httpsession.Describe uses.
 type endingView struct {
-	Error   httpsession.FailureKind `json:"error"`
-	Title   string                  `json:"title"`
-	Message string                  `json:"message"`
-	// Reason is the engine's (sessioncap.Reason*): "limit", "replaced",
-	// "revoked", "logout-others", "admin", "security", ...
-	Reason string     `json:"reason,omitempty"`
-	At     *time.Time `json:"at,omitempty"`
-	// By is the device that ended this session, when one of the user's
-	// devices did; ReplacedBy repeats it for an eviction or a replacement,
-	// as httpsession's body always had it.
-	By         *deviceView `json:"by,omitempty"`
-	ReplacedBy *deviceView `json:"replaced_by,omitempty"`
-	// Admin names the administrator who acted, when one did.
-	Admin string `json:"admin,omitempty"`
+	// Failure carries httpsession's fields and JSON names (error, message,
+	// reason, at, by, replaced_by, admin); the message is the demo's own.
+	httpsession.Failure
+	Title string `json:"title"`
 	// User is the account the ended session belonged to, to prefill the
 	// sign-in form. It comes from the tombstone the ended token points at,
 	// so it tells the token's holder nothing they did not know.
@@ -58,7 +40,7 @@ type endingView struct {
 // describe builds the endingView of an error from the middleware or the
 // engine.
 func describe(err error) *endingView {
-	v := &endingView{Error: httpsession.Kind(err)}
+	v := &endingView{Failure: httpsession.Failure{Error: httpsession.Kind(err)}}
 	var ending *sessioncap.Ending
 	var ev *sessioncap.EvictedError
 	var rv *sessioncap.RevokedError
@@ -77,7 +59,7 @@ func describe(err error) *endingView {
 		}
 		v.By = viewDevice(ending.By)
 		if v.By != nil {
-			who = v.By.Device + " (" + v.By.IP + ")"
+			who = v.By.Name + " (" + v.By.IP + ")"
 		}
 	}
 	admin := "An administrator"

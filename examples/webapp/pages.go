@@ -82,7 +82,7 @@ type flash struct{ Lead, Tail, Plain string }
 // notice is a flash that names the devices the action ended.
 type notice struct {
 	Lead, Tail string
-	Devices    []*deviceView
+	Devices    []*httpsession.Device
 	At         time.Time
 }
 
@@ -271,7 +271,7 @@ func endedBy(s *sessioncap.Session, events []sessioncap.Event, ids []string, lea
 	for _, id := range ids[:min(len(ids), maxNamed)] {
 		for _, e := range events {
 			if e.SessionID == id && e.By == s.ID && endsSession(e.Type) {
-				n.Devices = append(n.Devices, &deviceView{SessionID: e.SessionID, Device: e.DeviceName(), IP: e.IP, UserAgent: e.UserAgent})
+				n.Devices = append(n.Devices, &httpsession.Device{SessionID: e.SessionID, Name: e.DeviceName(), IP: e.IP, UserAgent: e.UserAgent})
 				if e.At.After(n.At) {
 					n.At = e.At
 				}
