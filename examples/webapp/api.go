@@ -241,9 +241,9 @@ func (a *app) apiHistory(w http.ResponseWriter, r *http.Request) {
 }
 
 // endsSession reports whether an event type means a session is gone.
-func endsSession(t sessioncap.Reason) bool {
+func endsSession(t sessioncap.EventType) bool {
 	switch t {
-	case sessioncap.ReasonLogin, sessioncap.ReasonRotated:
+	case sessioncap.EventLogin, sessioncap.ReasonRotated:
 		return false
 	}
 	return true

@@ -83,7 +83,7 @@ func TestAPIEndingsNameTheActor(t *testing.T) {
 
 	// Sign out all other devices.
 	laptop.token = ""
-	lap = laptop.mustLogin("alice", "demo")
+	laptop.mustLogin("alice", "demo")
 	resp, body = mac.do("POST", "/api/logout-others", nil)
 	expect(t, resp, body, 200, "")
 	checkEnding(t, laptop, "revoked", "logout-others", macID, "Edge on macOS", "")

@@ -55,7 +55,7 @@ func (t *redisTarget) client() redis.UniversalClient {
 func parseRedisURL(raw string) (*redisTarget, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
-		return nil, fmt.Errorf("redis URL %q: want scheme://...", raw)
+		return nil, fmt.Errorf("redis URL %q: want scheme://host:port", raw)
 	}
 	switch scheme {
 	case "redis", "rediss":
