@@ -19,8 +19,14 @@ func TestNewFillsDefaults(t *testing.T) {
 	if c.MaxSessions != 1 || c.Overflow != EvictOldest || c.IdleTimeout != 30*time.Minute ||
 		c.AbsoluteTimeout != 24*time.Hour || c.TouchInterval != time.Minute || c.TombstoneTTL != 24*time.Hour ||
 		c.KeyPrefix != "sc" || c.HistoryLimit != 0 || c.HistoryTTL != 90*24*time.Hour || c.Events != EventsOff ||
-		c.UpdateAttempts != 8 || c.Logger == nil || c.Now == nil || c.WaitReplicas != 0 {
+		c.UpdateAttempts != 8 || c.Logger == nil || c.Now != nil || c.ClockSync != 10*time.Second ||
+		c.MaxTombstones != 16 || c.SessionCeiling != 1000 || c.WaitReplicas != 0 {
 		t.Fatalf("defaults: %+v", c)
+	}
+	// Now stays nil, so an engine built from another's Config still takes
+	// its time from Redis rather than from this host's wall clock.
+	if e2, err := New(e.rdb, c); err != nil || e2.clock == nil {
+		t.Fatalf("an engine built from Config() is not anchored on Redis time: %v", err)
 	}
 	c2, err := Config{IdleTimeout: NoIdleTimeout, WaitReplicas: 1}.withDefaults()
 	if err != nil || c2.TouchInterval != time.Minute || c2.WaitTimeout != time.Second {

@@ -47,7 +47,7 @@ func New(client redis.UniversalClient, cfg Config) (*Engine, error) {
 			ErrInvalidConfig, client)
 	}
 	e := &Engine{rdb: client, cfg: c, touched: newTouchCache(c.TouchCacheSize)}
-	if cfg.Now == nil {
+	if c.Now == nil {
 		e.clock = newRedisClock(client, c.ClockSync)
 	}
 	if c.UserKey != nil {
