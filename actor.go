@@ -36,10 +36,11 @@ type EndOptions struct {
 const maxAdminLen = 256
 
 var (
-	revokeReasons       = []Reason{ReasonRevoked, ReasonLogout, ReasonAdmin, ReasonSecurity, ReasonPasswordChange}
-	logoutAllReasons    = []Reason{ReasonAdmin, ReasonSecurity, ReasonPasswordChange, ReasonRevoked}
-	logoutOthersReasons = []Reason{ReasonLogoutOthers, ReasonSecurity, ReasonPasswordChange}
-	signOutReasons      = []Reason{ReasonLogoutOthers, ReasonSecurity, ReasonPasswordChange}
+	revokeReasons    = []Reason{ReasonRevoked, ReasonLogout, ReasonAdmin, ReasonSecurity, ReasonPasswordChange}
+	logoutAllReasons = []Reason{ReasonAdmin, ReasonSecurity, ReasonPasswordChange, ReasonRevoked}
+	// othersReasons serve LogoutOthersWith and Login's Meta.SignOutOthers:
+	// both end every other session of the user, by one of its sessions.
+	othersReasons = []Reason{ReasonLogoutOthers, ReasonSecurity, ReasonPasswordChange}
 )
 
 // code returns the record code of o.Reason (def when empty), if allowed.

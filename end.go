@@ -191,7 +191,7 @@ func (e *Engine) LogoutAllWith(ctx context.Context, opts EndOptions, userIDs ...
 func (e *Engine) LogoutOthersWith(ctx context.Context, token string, reason Reason) (ended []string, err error) {
 	ctx, call := e.begin(ctx, OpLogoutOthers)
 	defer func() { call.end(err, 0) }()
-	code, err := EndOptions{Reason: reason}.code(ReasonLogoutOthers, logoutOthersReasons)
+	code, err := EndOptions{Reason: reason}.code(ReasonLogoutOthers, othersReasons)
 	if err != nil {
 		return nil, err
 	}

@@ -165,7 +165,7 @@ func (e *Engine) Login(ctx context.Context, userID string, meta Meta) (res *Logi
 		replace = string(r[:])
 	}
 	if meta.SignOutOthers != "" {
-		c, err := EndOptions{Reason: meta.SignOutOthers}.code("", signOutReasons)
+		c, err := EndOptions{Reason: meta.SignOutOthers}.code("", othersReasons)
 		if err != nil {
 			return nil, err
 		}
