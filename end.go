@@ -2,7 +2,11 @@ package sessioncap
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"log/slog"
+	"strconv"
 	"sync"
 )
 
@@ -76,26 +80,79 @@ func (e *Engine) LogoutOthers(ctx context.Context, token string) (ended []string
 	return e.endByToken(ctx, OpLogoutOthers, token, modeLogoutOthers, string(rune(codeLogoutOthers)))
 }
 
+// logoutAllChunk is the most sessions one LogoutAll script call ends: a
+// user at the SessionCeiling is ended in a few calls of bounded length,
+// never in one call long enough to stall Redis for everyone else.
+const logoutAllChunk = 200
+
 // endUser runs the end script for one user without a token, recording
-// code as the reason and by as who acted.
-func (e *Engine) endUser(ctx context.Context, op Op, userID, mode string, sid [sidLen]byte, code byte, by Actor) ([]string, error) {
+// code as the reason and by as who acted, and returns the public IDs it
+// ended and how many that is. In modeLogoutAll it runs once per chunk until
+// the user has no live session left; the count is kept in Redis under one
+// ID for the whole LogoutAll, so it is the true total even when go-redis
+// resent a chunk whose reply was lost (whose IDs are then missing from the
+// list, but not from the count).
+func (e *Engine) endUser(ctx context.Context, op Op, userID, mode string, sid [sidLen]byte, code byte, by Actor) ([]string, int, error) {
 	if err := checkUserID(userID); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	k := e.keysOf(userID)
-	now := e.nowMS(ctx)
-	tail := ms13(now) + by.tail(userID)
-	reply, err := e.write(ctx, op, scriptEnd, k,
-		e.args(now, k, mode, string(sid[:]), "", "", tail, string(rune(code))))
-	if err != nil {
-		return nil, err
+	var callID string
+	if mode == modeLogoutAll {
+		callID = newCallID()
 	}
-	ids, err := endReply(op, reply)
-	if err == nil && len(ids) > 0 {
+	var all []string
+	total := 0
+	// A user has at most SessionCeiling live sessions, but sign-ins may
+	// race the LogoutAll: it stops after twice the chunks the ceiling needs.
+	for round := 0; round <= 2*e.cfg.SessionCeiling/logoutAllChunk+1; round++ {
+		now := e.nowMS(ctx)
+		tail := ms13(now) + by.tail(userID)
+		reply, err := e.write(ctx, op, scriptEnd, k,
+			e.args(now, k, mode, string(sid[:]), "", "", tail, string(rune(code)), strconv.Itoa(logoutAllChunk), callID))
+		if err != nil {
+			e.logEnded(ctx, op, userID, code, all)
+			return all, total, err
+		}
+		more := false
+		if mode == modeLogoutAll {
+			n, err1 := replyInt(string(op), reply, 1)
+			m, err2 := replyInt(string(op), reply, 2)
+			if err := errors.Join(err1, err2); err != nil {
+				return all, total, err
+			}
+			total, more = int(n), m == 1
+			reply = append(reply[:1:1], reply[3:]...)
+		}
+		ids, err := endReply(op, reply)
+		if err != nil {
+			return all, total, err
+		}
+		all = append(all, ids...)
+		if mode != modeLogoutAll {
+			total = len(ids)
+		}
+		if !more {
+			break
+		}
+	}
+	e.logEnded(ctx, op, userID, code, all)
+	return all, total, nil
+}
+
+// logEnded logs the sessions an admin-side ending ended.
+func (e *Engine) logEnded(ctx context.Context, op Op, userID string, code byte, ids []string) {
+	if len(ids) > 0 {
 		e.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "sessioncap sessions ended", slog.String("op", string(op)),
 			slog.String("user", userID), slog.Any("sessions", ids), slog.String("reason", string(codeReasons[code])))
 	}
-	return ids, err
+}
+
+// newCallID names one LogoutAll across its chunks and their retries.
+func newCallID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // Revoke ends one session of userID by its public ID, as from a "your
@@ -122,7 +179,7 @@ func (e *Engine) RevokeWith(ctx context.Context, userID, sessionID string, opts 
 	if err := opts.By.check(userID); err != nil {
 		return err
 	}
-	ended, err := e.endUser(ctx, OpRevoke, userID, modeRevoke, sid, code, opts.By)
+	ended, _, err := e.endUser(ctx, OpRevoke, userID, modeRevoke, sid, code, opts.By)
 	if err != nil {
 		return err
 	}
@@ -134,8 +191,9 @@ func (e *Engine) RevokeWith(ctx context.Context, userID, sessionID string, opts 
 
 // LogoutAll ends every session of each given user (admin bulk logout) and
 // returns how many sessions it ended. Users are independent: each is one
-// script call in that user's slot, run concurrently; the first error is
-// returned after all calls finish, with the count of what did succeed. The
+// script call in that user's slot (a user with more than 200 sessions takes
+// one call per 200), run concurrently; the first error is returned after
+// all calls finish, with the count of what did succeed. The
 // ended devices hear ReasonAdmin; LogoutAllWith says who acted and why.
 func (e *Engine) LogoutAll(ctx context.Context, userIDs ...string) (ended int, err error) {
 	return e.LogoutAllWith(ctx, EndOptions{}, userIDs...)
@@ -171,10 +229,10 @@ func (e *Engine) LogoutAllWith(ctx context.Context, opts EndOptions, userIDs ...
 		sem <- struct{}{}
 		go func(u string) {
 			defer func() { <-sem; wg.Done() }()
-			ids, err := e.endUser(ctx, OpLogoutAll, u, modeLogoutAll, zeroSID, code, opts.By)
+			_, n, err := e.endUser(ctx, OpLogoutAll, u, modeLogoutAll, zeroSID, code, opts.By)
 			mu.Lock()
 			defer mu.Unlock()
-			ended += len(ids)
+			ended += n
 			if err != nil && firstErr == nil {
 				firstErr = err
 			}

@@ -308,27 +308,45 @@ func liveCount(t testing.TB, e *Engine, user string) int {
 	return len(s)
 }
 
-// indexIDs reads a user's live index (the "i" field, see lib.lua) straight
+// indexIDs reads a user's live index (the "j" field, see lib.lua) straight
 // from Redis: the session IDs in sign-in order, and each one's expiry in ms.
+// It checks that both orders hold the same sessions and that the expiry
+// order is sorted.
 func indexIDs(ctx context.Context, c redis.Cmdable, k userKeys) ([]string, []int64, error) {
-	idx, err := c.HGet(ctx, k.data, "i").Result()
+	idx, err := c.HGet(ctx, k.data, "j").Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil, nil
 	}
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(idx)%indexEntryLen != 0 {
+	if len(idx)%liveEntryLen != 0 {
 		return nil, nil, fmt.Errorf("index of %d bytes is not whole entries", len(idx))
 	}
-	var ids []string
-	var exps []int64
-	for p := 0; p < len(idx); p += indexEntryLen {
-		ms, err := parseMS(idx[p+sidLen : p+indexEntryLen])
+	n := len(idx) / liveEntryLen
+	l, x := idx[:n*sidLen], idx[n*sidLen:]
+	exp := map[string]int64{}
+	for p := 0; p < len(x); p += indexEntryLen {
+		if p > 0 && x[p-indexEntryLen:p] > x[p:p+indexEntryLen] {
+			return nil, nil, fmt.Errorf("expiry order is not sorted at entry %d", p/indexEntryLen)
+		}
+		ms, err := parseMS(x[p : p+tsLen])
 		if err != nil {
 			return nil, nil, err
 		}
-		ids, exps = append(ids, idx[p:p+sidLen]), append(exps, ms)
+		exp[x[p+tsLen:p+indexEntryLen]] = ms
+	}
+	var ids []string
+	var exps []int64
+	for p := 0; p < len(l); p += sidLen {
+		ms, ok := exp[l[p:p+sidLen]]
+		if !ok {
+			return nil, nil, fmt.Errorf("session %d of the sign-in order is not in the expiry order", p/sidLen)
+		}
+		ids, exps = append(ids, l[p:p+sidLen]), append(exps, ms)
+	}
+	if len(exp) != len(ids) {
+		return nil, nil, fmt.Errorf("the two orders hold %d and %d sessions", len(ids), len(exp))
 	}
 	return ids, exps, nil
 }

@@ -25,19 +25,22 @@ import (
 //
 //     <prefix>:{D}:d   HASH  everything about the user's sessions:
 //     session ID (16 raw bytes) -> record (live or ended)
-//     "i" -> live index: ID + expiry, in sign-in order
+//     "j" -> live index: IDs in sign-in order, then expiry + ID sorted
 //     "t" -> tombstone index: ID + expiry, oldest first
+//     "c" -> the running count of the last chunked LogoutAll
 //     <prefix>:{D}:h   LIST  history records, newest first
 //     <prefix>:{D}:e         Pub/Sub channel for live events (not a key)
 //
 // One key for all of a user's sessions, rather than a key per session or
-// a sorted set beside the hash: a login reads the whole picture with one
-// HMGET and writes it back with one HSET, a user costs one key's overhead,
-// and the key's TTL (the later of its last live session and its newest
-// tombstone) makes it vanish by itself. The index is rewritten on every
-// change, which is linear in the user's number of live sessions; reading
-// their records, as a sorted-set index would also have needed to tell live
-// from expired, is what it saves.
+// a sorted set beside the hash: Redis can evict or expire all of a user or
+// nothing, so a lost index can never mean "no limit"; a login reads the
+// whole picture with one HMGET and writes it back with one HSET; a user
+// costs one key's overhead; and the key's TTL (the later of its last live
+// session and its newest tombstone) makes it vanish by itself. The price is
+// that the index is one string, rewritten on each change: Lua touches
+// O(log n) of its entries, but copies its 45 bytes per session (see
+// lib.lua and bench/NOTES.md). If the index is missing or damaged while
+// records exist, the next call rebuilds it from the records.
 const digestLen = 16
 
 // userKeys names every key and channel of one user.

@@ -210,10 +210,10 @@ func (e *Engine) Login(ctx context.Context, userID string, meta Meta) (res *Logi
 		if err != nil {
 			return nil, err
 		}
-		ip, ua, _, err := decodeMeta(m)
-		if err != nil {
-			return nil, unavailable(string(OpLogin), err)
-		}
+		// The sign-in happened: an ended record whose meta cannot be read
+		// (written by something else) costs its device details, not the
+		// caller's session.
+		ip, ua, _, _ := decodeMeta(m)
 		id := publicID([sidLen]byte([]byte(s)))
 		res.Evicted = append(res.Evicted, id)
 		res.EvictedDevices = append(res.EvictedDevices, Device{SessionID: id, IP: ip, UserAgent: ua})

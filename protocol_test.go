@@ -51,6 +51,7 @@ var luaTwins = map[string]any{
 	"TAIL_ACTOR_FROM": tombMeta - tombAt + 1,
 	"SID_LEN":         sidLen,
 	"ENTRY_LEN":       indexEntryLen,
+	"LIVE_ENTRY_LEN":  liveEntryLen,
 
 	"REJECT":             rejectAtCap,
 	"MODE_LOGOUT":        modeLogout,

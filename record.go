@@ -82,7 +82,10 @@ const (
 	// indexEntryLen is the width of an entry of a user's live and
 	// tombstone indexes (see keys.go), which only the scripts read: a
 	// session ID and its expiry.
-	indexEntryLen        = sidLen + tsLen
+	indexEntryLen = sidLen + tsLen
+	// liveEntryLen is what one live session adds to the live index 'j':
+	// its ID in sign-in order, and an entry in expiry order.
+	liveEntryLen         = sidLen + indexEntryLen
 	codeLogin            = 'I'
 	codeEvicted          = 'E'
 	codeLogout           = 'O'

@@ -127,6 +127,17 @@ func replyString(op string, reply []any, i int) (string, error) {
 	return s, nil
 }
 
+func replyInt(op string, reply []any, i int) (int64, error) {
+	if i >= len(reply) {
+		return 0, unavailable(op, fmt.Errorf("script reply too short: %d items", len(reply)))
+	}
+	n, ok := reply[i].(int64)
+	if !ok {
+		return 0, unavailable(op, fmt.Errorf("script reply item %d is %T, want integer", i, reply[i]))
+	}
+	return n, nil
+}
+
 // ended interprets the statuses the token-checked scripts share: none or
 // expired, or a tombstone (evicted or revoked).
 func (e *Engine) ended(ctx context.Context, op Op, reply []any, sid [sidLen]byte) error {

@@ -12,13 +12,16 @@ local actorTail = ARGV[13] -- tombstone tail for MODE_REVOKE and MODE_LOGOUT_ALL
                            -- time, the acting session's ID (or zeros), then who
                            -- acted: its meta, or the user ID's, and an admin name
 local actorCode = ARGV[14] -- code for MODE_REVOKE and MODE_LOGOUT_ALL (the reason)
--- Reply: {STATUS_OK, ended IDs...}, {STATUS_NONE} (no such live session or
--- not this token), or {STATUS_ENDED, tombstone} (this token's session had
--- already ended otherwise).
+local chunk = tonumber(ARGV[15]) -- MODE_LOGOUT_ALL: sessions ended per call at most
+local callID = ARGV[16]   -- MODE_LOGOUT_ALL: the same for every chunk of one LogoutAll
+-- Reply: {STATUS_OK, ended IDs...} (MODE_LOGOUT_ALL: {STATUS_OK, total,
+-- more, ended IDs...}), {STATUS_NONE} (no such live session or not this
+-- token), or {STATUS_ENDED, tombstone} (this token's session had already
+-- ended otherwise).
 local byToken = mode == MODE_LOGOUT or mode == MODE_LOGOUT_OTHERS
 local probe
 if mode ~= MODE_LOGOUT_ALL then probe = sid end
-local l, mine = live(probe)
+local mine = load(probe)
 local ended = {STATUS_OK}
 if mode ~= MODE_LOGOUT_ALL then
   if mine and string.byte(mine, 1) ~= KIND_LIVE then
@@ -39,48 +42,48 @@ if mode ~= MODE_LOGOUT_ALL then
     if string.byte(mine, 1) ~= KIND_LIVE then return {STATUS_ENDED, mine} end
   end
 end
--- Sort the live sessions into those that end (with their code) and those
--- that stay.
-local keep, victims, codes = {}, {}, {}
-local function stop(e, code)
-  victims[#victims + 1] = e
+-- Which sessions end, each with its code. The others' records are read;
+-- this session's came with the index.
+local victims, codes = {}, {}
+local function stop(s, code)
+  victims[#victims + 1] = s
   codes[#codes + 1] = code
 end
-if byToken then
-  local found = false
-  for i = 1, #l do
-    if l[i][1] == sid then found = true end
-  end
-  if not found then -- it had just expired
-    done(l, false, true)
+local n = liveCount()
+-- This session ends if it is live by the index, or by its own record (an
+-- index damaged from outside must not make a session unendable).
+local alive = probe and (isLive(sid) or (mine and string.byte(mine, 1) == KIND_LIVE and expiry(mine) > now))
+if mode == MODE_LOGOUT_ALL then
+  -- A user with very many sessions is ended in chunks of at most chunk
+  -- sessions, oldest first, one call each (see LogoutAll); the count so
+  -- far rides in field 'c' under the call's ID, so a chunk go-redis
+  -- retries after a lost reply still reports the true total.
+  for i = 1, math.min(n, chunk) do stop(liveAt(i), actorCode) end
+elseif mode == MODE_REVOKE then
+  if alive then stop(sid, actorCode) end
+else
+  if not alive then -- it had just expired
+    done(true)
     return {STATUS_NONE}
   end
-  for i = 1, #l do
-    local s = l[i][1]
-    if s == sid then
-      if mode == MODE_LOGOUT then stop(l[i], CODE_LOGOUT) else keep[#keep + 1] = l[i] end
-    elseif mode == MODE_LOGOUT_OTHERS or otherCode ~= '' then
-      stop(l[i], otherCode)
-    else
-      keep[#keep + 1] = l[i]
+  if mode == MODE_LOGOUT then stop(sid, CODE_LOGOUT) end
+  if mode == MODE_LOGOUT_OTHERS or otherCode ~= '' then
+    for i = 1, n do
+      local s = liveAt(i)
+      if s ~= sid then stop(s, otherCode) end
     end
   end
-else
-  for i = 1, #l do
-    if mode == MODE_LOGOUT_ALL or l[i][1] == sid then stop(l[i], actorCode) else keep[#keep + 1] = l[i] end
-  end
 end
--- Read the records of the others; this session's came with the index.
 local others = {}
 for k = 1, #victims do
-  if victims[k][1] ~= sid then others[#others + 1] = victims[k] end
+  if victims[k] ~= sid then others[#others + 1] = victims[k] end
 end
 local recs = records(others)
 local j = 0
 local tail, by = actorTail, sub(actorTail, TAIL_BY_FROM, TAIL_BY_TO)
 if byToken then tail, by = now13 .. sid .. meta(mine), sid end
 for k = 1, #victims do
-  local s, r = victims[k][1], mine
+  local s, r = victims[k], mine
   if s ~= sid then
     j = j + 1
     r = recs[j]
@@ -88,7 +91,21 @@ for k = 1, #victims do
   if r and string.byte(r, 1) == KIND_LIVE then
     finish(s, r, codes[k], tail, by)
     ended[#ended + 1] = s
+  else
+    indexDrop(s)
   end
 end
-done(keep, false, true)
+if mode == MODE_LOGOUT_ALL then
+  local c = redis.call('HGET', D, 'c') or ''
+  local total = #ended - 1
+  if sub(c, 1, #callID) == callID then total = total + (tonumber(sub(c, #callID + 1)) or 0) end
+  -- {STATUS_OK, total so far, more to do (1/0), ended IDs...}
+  table.insert(ended, 2, total)
+  table.insert(ended, 3, liveCount() > 0 and 1 or 0)
+  if #ended > 3 or #c > 0 then
+    writes[#writes + 1] = 'c'
+    writes[#writes + 1] = callID .. total
+  end
+end
+done(true)
 return ended

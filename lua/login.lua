@@ -15,82 +15,74 @@ local REJECT = '1'
 -- after running it). A retry finds its own session and must not evict
 -- again; its evictions were reported to nobody, but they did happen once.
 -- The check rides on the HMGET that reads the index.
-local l, mine = live(sid)
+local mine = load(sid)
 if mine then return {STATUS_OK} end
 -- The sessions this sign-in ends on purpose, before the cap is counted:
 -- one it replaces (the user chose it at the cap, or it is this device's
 -- previous session), or every other ("this wasn't me", a password change).
-local all = l
-local chosen, chosenCodes = {}, {}
-if replace ~= '' or othersCode ~= '' then
-  local rest = {}
-  for i = 1, #l do
-    local code
-    if othersCode ~= '' then
-      code = othersCode
-    elseif l[i][1] == replace then
-      code = CODE_REPLACED
-    end
-    if code then
-      local k = #chosen + 1
-      chosen[k], chosenCodes[k] = l[i], code
-    else
-      rest[#rest + 1] = l[i]
-    end
-  end
-  l = rest
+local victims, codes = {}, {}
+local n = liveCount()
+if othersCode ~= '' then
+  for i = 1, n do victims[i], codes[i] = liveAt(i), othersCode end
+elseif replace ~= '' and isLive(replace) then
+  victims[1], codes[1] = replace, CODE_REPLACED
 end
-local n = #l
+local left = n - #victims
 -- The ceiling holds whatever the cap, Unlimited included: a sign-in that
--- would pass it is refused, and changes nothing (expired sessions live()
+-- would pass it is refused, and changes nothing (expired sessions load()
 -- found are still cleaned up).
-if n >= ceiling and (limit < 0 or limit > ceiling) then
-  done(all, false, true)
+if left >= ceiling and (limit < 0 or limit > ceiling) then
+  done(true)
   return {STATUS_CEILING}
 end
-if limit >= 0 and n >= limit and reject == REJECT then
+if limit >= 0 and left >= limit and reject == REJECT then
   -- Full even after what this sign-in would end: it ends nothing, and
-  -- lists every live session so the user can choose one to replace.
-  local recs = records(all)
-  done(all, false)
+  -- lists every live session (at most the cap) so the user can choose one
+  -- to replace.
+  local ids = {}
+  for i = n, 1, -1 do ids[#ids + 1] = liveAt(i) end
+  local recs = records(ids)
+  done(false)
   local out = {STATUS_FULL}
-  for i = #all, 1, -1 do
+  for i = 1, #ids do
     if recs[i] then
-      out[#out + 1] = all[i][1]
+      out[#out + 1] = ids[i]
       out[#out + 1] = recs[i]
     end
   end
   return out
 end
 if recording then event(loginEntry) end
+-- Evict the oldest: only their records are read, for the digest that keeps
+-- each tombstone private to its token, and the device details. They are
+-- the front of the sign-in order, skipping one this sign-in replaces.
+if limit >= 0 and left >= limit then
+  local need, i = left - limit + 1, 1
+  while need > 0 and i <= n do
+    local s = liveAt(i)
+    if s ~= replace then
+      victims[#victims + 1], codes[#codes + 1] = s, CODE_EVICTED
+      need = need - 1
+    end
+    i = i + 1
+  end
+end
 -- The reply lists every session this sign-in ended, each with its meta, so
 -- the new device can be told which devices it signed out.
 local out = {STATUS_OK}
-local keep = l
-local victims, codes = {}, {}
-for i = 1, #chosen do victims[i], codes[i] = chosen[i], chosenCodes[i] end
-if limit >= 0 and n >= limit then
-  -- Evict the oldest: only their records are read, for the digest that
-  -- keeps each tombstone private to its token, and the device details.
-  local first = n - limit + 2
-  for i = 1, first - 1 do
-    local k = #victims + 1
-    victims[k], codes[k] = l[i], CODE_EVICTED
-  end
-  keep = {}
-  for i = first, n do keep[#keep + 1] = l[i] end
-end
 local recs = records(victims)
 for i = 1, #victims do
   local r = recs[i]
   if r and string.byte(r, 1) == KIND_LIVE then
-    finish(victims[i][1], r, codes[i], evictTail, sid)
-    out[#out + 1] = victims[i][1]
+    finish(victims[i], r, codes[i], evictTail, sid)
+    out[#out + 1] = victims[i]
     out[#out + 1] = meta(r)
+  else
+    indexDrop(victims[i])
   end
 end
 writes[#writes + 1] = sid
 writes[#writes + 1] = rec
-keep[#keep + 1] = {sid, tonumber(sidExpiry), sid .. sidExpiry}
-done(keep, true)
+indexAdd(sid, sidExpiry)
+done(false)
 return out

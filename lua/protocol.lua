@@ -37,4 +37,5 @@ local TS_FORMAT, TS_LEN = '%013d', 13
 local TAIL_BY_FROM, TAIL_BY_TO = 14, 29
 local TAIL_ACTOR_FROM = 30
 local SID_LEN = 16
-local ENTRY_LEN = 29
+local ENTRY_LEN = 29      -- an X or tombstone index entry: expiry and ID, or ID and expiry
+local LIVE_ENTRY_LEN = 45 -- what one live session adds to 'j': its ID in L and its X entry

@@ -39,15 +39,31 @@ if now - last >= tonumber(touchMS) then
   -- Sliding expiry never passes the absolute timeout.
   local e = abs
   if idle > 0 and now + idle < abs then e = now + idle end
-  -- The live index ('i', see lib.lua) carries each session's expiry, so a
-  -- login can tell live from expired without reading records: move ours.
-  local idx = redis.call('HGET', D, 'i') or ''
+  -- The live index ('j', see lib.lua) keeps sessions in expiry order so
+  -- a login finds the expired ones without reading records: move ours.
+  -- string.find and the splices run in C; the binary search is O(log n).
+  local j = redis.call('HGET', D, 'j') or ''
   local w
-  for p = 1, #idx - ENTRY_LEN + 1, ENTRY_LEN do
-    if sub(idx, p, p + SID_LEN - 1) == sid then
-      idx = sub(idx, 1, p + SID_LEN - 1) .. string.format(TS_FORMAT, e) .. sub(idx, p + ENTRY_LEN)
-      w = redis.pcall('HSET', D, sid, fresh, 'i', idx)
-      break
+  if #j % LIVE_ENTRY_LEN == 0 then
+    local xs = #j / LIVE_ENTRY_LEN * SID_LEN -- X starts after L
+    local from, q = xs + 1, nil
+    while true do
+      local p = string.find(j, sid, from, true)
+      if not p then break end
+      if (p - 1 - TS_LEN - xs) % ENTRY_LEN == 0 then q = p - TS_LEN break end
+      from = p + 1
+    end
+    if q then
+      local L, X = sub(j, 1, xs), sub(j, xs + 1, q - 1) .. sub(j, q + ENTRY_LEN)
+      local k = string.format(TS_FORMAT, e) .. sid
+      local lo, hi = 0, #X / ENTRY_LEN
+      while lo < hi do
+        local mid = math.floor((lo + hi) / 2)
+        local p = mid * ENTRY_LEN + 1
+        if sub(X, p, p + ENTRY_LEN - 1) <= k then lo = mid + 1 else hi = mid end
+      end
+      X = sub(X, 1, lo * ENTRY_LEN) .. k .. sub(X, lo * ENTRY_LEN + 1)
+      w = redis.pcall('HSET', D, sid, fresh, 'j', L .. X)
     end
   end
   if not w then w = redis.pcall('HSET', D, sid, fresh) end
