@@ -104,18 +104,22 @@ func TestLoginScriptTimeAtTheCeiling(t *testing.T) {
 	}
 	var ratios []float64
 	var small, big float64
+	var inner string
 	for range 5 {
 		s, si := round("small", 400)
 		b, bi := round("big", 400)
-		if bi != si {
+		// A large index reads a few blocks more than a small one: a
+		// constant, not a share of the sessions.
+		if bi > si+6 {
 			t.Fatalf("a sign-in issues %.2f commands from inside the script at 1,000 sessions and %.2f at one", bi, si)
 		}
+		inner = fmt.Sprintf("%.2f at one session, %.2f at 1,000", si, bi)
 		ratios = append(ratios, b/s)
 		small, big = small+s, big+b
 	}
 	sort.Float64s(ratios)
-	t.Logf("evicting login script: %.1f µs at one session, %.1f µs at %d (mean of 5 rounds); median ratio %.2f, rounds %.2f",
-		small/5, big/5, DefaultSessionCeiling, ratios[2], ratios)
+	t.Logf("evicting login script: %.1f µs at one session, %.1f µs at %d (mean of 5 rounds); median ratio %.2f, rounds %.2f; commands from inside: %s",
+		small/5, big/5, DefaultSessionCeiling, ratios[2], ratios, inner)
 	if ratios[2] > loginCeilingRatio {
 		t.Fatalf("a sign-in at %d sessions costs %.1f× one at a single session, want at most %d×", DefaultSessionCeiling, ratios[2], loginCeilingRatio)
 	}
@@ -357,23 +361,22 @@ func TestIndexRebuiltFromRecords(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		ctx := context.Background()
-		damage := map[string]func(k userKeys, j string) error{
-			"previous format": func(k userKeys, j string) error {
+		damage := map[string]func(k userKeys, ids []string, exps []int64) error{
+			"previous format": func(k userKeys, ids []string, exps []int64) error {
 				// Format 2's index: ID + expiry, in sign-in order.
-				n := len(j) / liveEntryLen
-				l, x := j[:n*sidLen], j[n*sidLen:]
-				exp := map[string]string{}
-				for p := 0; p < len(x); p += indexEntryLen {
-					exp[x[p+tsLen:p+indexEntryLen]] = x[p : p+tsLen]
-				}
 				var old strings.Builder
-				for p := 0; p < len(l); p += sidLen {
-					old.WriteString(l[p:p+sidLen] + exp[l[p:p+sidLen]])
+				for i, id := range ids {
+					old.WriteString(id + ms13(exps[i]))
 				}
 				return b.client.HSet(ctx, k.data, "i", old.String()).Err()
 			},
-			"missing":     func(userKeys, string) error { return nil },
-			"not entries": func(k userKeys, _ string) error { return b.client.HSet(ctx, k.data, "j", "garbage").Err() },
+			"missing": func(userKeys, []string, []int64) error { return nil },
+			"not entries": func(k userKeys, _ []string, _ []int64) error {
+				return b.client.HSet(ctx, k.data, "j", "garbage").Err()
+			},
+			"both sizes": func(k userKeys, _ []string, _ []int64) error {
+				return b.client.HSet(ctx, k.data, "j", strings.Repeat("x", lEntryLen+xEntryLen), "k", "0").Err()
+			},
 		}
 		for name, harm := range damage {
 			e := b.engine(t, Config{MaxSessions: 2})
@@ -382,14 +385,14 @@ func TestIndexRebuiltFromRecords(t *testing.T) {
 			b.clock.Add(time.Millisecond)
 			second := mustLogin(t, e, user, Meta{UserAgent: "second"})
 			k := e.keysOf(user)
-			j, err := b.client.HGet(ctx, k.data, "j").Result()
-			if err != nil {
+			ids, exps, err := indexIDs(ctx, b.client, k)
+			if err != nil || len(ids) != 2 {
+				t.Fatalf("index before the damage: %d sessions, %v", len(ids), err)
+			}
+			if err := b.client.HDel(ctx, k.data, "j", "k").Err(); err != nil {
 				t.Fatal(err)
 			}
-			if err := b.client.HDel(ctx, k.data, "j").Err(); err != nil {
-				t.Fatal(err)
-			}
-			if err := harm(k, j); err != nil {
+			if err := harm(k, ids, exps); err != nil {
 				t.Fatal(err)
 			}
 			b.clock.Add(time.Millisecond)
@@ -401,7 +404,7 @@ func TestIndexRebuiltFromRecords(t *testing.T) {
 				t.Fatalf("%s index: the oldest session: %v, want ErrEvicted", name, err)
 			}
 			validOK(t, e, second.Token)
-			ids, _, err := indexIDs(ctx, b.client, k)
+			ids, _, err = indexIDs(ctx, b.client, k)
 			if err != nil || len(ids) != 2 {
 				t.Fatalf("%s index: rebuilt index holds %d sessions (%v), want 2", name, len(ids), err)
 			}

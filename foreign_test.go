@@ -26,8 +26,12 @@ var foreignSeeds = []struct {
 	{0, "E" + "0123456789abcdef"},
 	{1, ""},
 	{1, "garbage"},
-	{1, string(make([]byte, liveEntryLen))},
-	{1, string(make([]byte, 2*liveEntryLen))},
+	{1, string(make([]byte, lEntryLen+xEntryLen))},
+	{1, string(make([]byte, 2*(lEntryLen+xEntryLen)))},
+	{5, ""},
+	{5, "00000009000002000000"},
+	{5, string(make([]byte, indexHeaderLen+lEntryLen))},
+	{6, "garbage block"},
 	{2, "short"},
 	{2, string(make([]byte, indexEntryLen))},
 	{3, "2 a live-looking record under a foreign field"},
@@ -35,10 +39,12 @@ var foreignSeeds = []struct {
 }
 
 // plantForeign overwrites one field of the user's hash with data: 0 the
-// first session's record, 1 the live index, 2 the tombstone index, 3 a
-// session ID nobody signed in with, 4 the previous format's index field.
+// first session's record, 1 the small live index, 2 the tombstone index, 3
+// a session ID nobody signed in with, 4 the previous format's index field,
+// 5 the large index's header, 6 a block of it.
 func plantForeign(ctx context.Context, c redis.Cmdable, k userKeys, first [sidLen]byte, where byte, data string) error {
-	field := map[byte]string{0: string(first[:]), 1: "j", 2: "t", 3: "0123456789abcdef", 4: "i"}[where%5]
+	field := map[byte]string{0: string(first[:]), 1: "j", 2: "t", 3: "0123456789abcdef", 4: "i", 5: "k",
+		6: blockPrefix + "00000000"}[where%7]
 	return c.HSet(ctx, k.data, field, data).Err()
 }
 
@@ -74,7 +80,7 @@ func foreignRun(t *testing.T, c redis.UniversalClient, e *Engine, user string, w
 		}
 		if !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrExpired) && !errors.Is(err, ErrEvicted) &&
 			!errors.Is(err, ErrRevoked) && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrConflict) {
-			t.Fatalf("%s after a foreign value in field %d (%q): untyped error %v", name, where%5, data, err)
+			t.Fatalf("%s after a foreign value in field %d (%q): untyped error %v", name, where%7, data, err)
 		}
 		if !errors.Is(err, ErrUnavailable) {
 			return
@@ -84,7 +90,7 @@ func foreignRun(t *testing.T, c redis.UniversalClient, e *Engine, user string, w
 			t.Fatal(err2)
 		}
 		if !maps.Equal(before, after) {
-			t.Fatalf("%s failed (%v) after a foreign value in field %d (%q) and still wrote", name, err, where%5, data)
+			t.Fatalf("%s failed (%v) after a foreign value in field %d (%q) and still wrote", name, err, where%7, data)
 		}
 	}
 	step("Sessions", func() error { _, err := e.Sessions(ctx, user); return err })
@@ -118,16 +124,16 @@ func foreignRun(t *testing.T, c redis.UniversalClient, e *Engine, user string, w
 		}
 	}
 	if valid > 2 {
-		t.Fatalf("%d sessions validate under a cap of 2 after a foreign value in field %d (%q)", valid, where%5, data)
+		t.Fatalf("%d sessions validate under a cap of 2 after a foreign value in field %d (%q)", valid, where%7, data)
 	}
 	step("Logout", func() error { return e.Logout(ctx, a.Token) })
 	step("LogoutAll", func() error { _, err := e.LogoutAll(ctx, user); return err })
 	if _, err := e.LogoutAll(ctx, user); err != nil {
-		t.Fatalf("LogoutAll after a foreign value in field %d (%q): %v", where%5, data, err)
+		t.Fatalf("LogoutAll after a foreign value in field %d (%q): %v", where%7, data, err)
 	}
 	for i, tok := range tokens {
 		if _, err := e.Validate(ctx, tok); err == nil {
-			t.Fatalf("session %d still validates after LogoutAll (foreign value in field %d: %q)", i, where%5, data)
+			t.Fatalf("session %d still validates after LogoutAll (foreign value in field %d: %q)", i, where%7, data)
 		}
 	}
 }

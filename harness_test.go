@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -308,47 +309,104 @@ func liveCount(t testing.TB, e *Engine, user string) int {
 	return len(s)
 }
 
-// indexIDs reads a user's live index (the "j" field, see lib.lua) straight
-// from Redis: the session IDs in sign-in order, and each one's expiry in ms.
-// It checks that both orders hold the same sessions and that the expiry
-// order is sorted.
+// indexIDs reads a user's live index (see lua/index.lua) straight from
+// Redis: the session IDs in sign-in order, and each one's expiry in ms. It
+// checks the index's shape: a small index in "j" or a large one in "k" and
+// its blocks (never both), directories that match their blocks, both
+// orders sorted and holding the same sessions, and the header's count.
 func indexIDs(ctx context.Context, c redis.Cmdable, k userKeys) ([]string, []int64, error) {
-	idx, err := c.HGet(ctx, k.data, "j").Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil, nil
-	}
+	f, err := c.HMGet(ctx, k.data, "j", "k").Result()
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(idx)%liveEntryLen != 0 {
-		return nil, nil, fmt.Errorf("index of %d bytes is not whole entries", len(idx))
-	}
-	n := len(idx) / liveEntryLen
-	l, x := idx[:n*sidLen], idx[n*sidLen:]
-	exp := map[string]int64{}
-	for p := 0; p < len(x); p += indexEntryLen {
-		if p > 0 && x[p-indexEntryLen:p] > x[p:p+indexEntryLen] {
-			return nil, nil, fmt.Errorf("expiry order is not sorted at entry %d", p/indexEntryLen)
+	var l, x []string
+	switch {
+	case f[0] != nil && f[1] != nil:
+		return nil, nil, fmt.Errorf("both a small and a large index")
+	case f[0] != nil:
+		j := f[0].(string)
+		w := lEntryLen + xEntryLen
+		if len(j) == 0 || len(j)%w != 0 || len(j)/w > smallMax {
+			return nil, nil, fmt.Errorf("small index of %d bytes", len(j))
 		}
-		ms, err := parseMS(x[p : p+tsLen])
+		n := len(j) / w
+		l, x = split(j[:n*lEntryLen], lEntryLen), split(j[n*lEntryLen:], xEntryLen)
+	case f[1] != nil:
+		hdr := f[1].(string)
+		nextID, err1 := strconv.Atoi(hdr[:idLen])
+		n, err2 := strconv.Atoi(hdr[idLen : idLen+countLen])
+		nl, err3 := strconv.Atoi(hdr[idLen+countLen : indexHeaderLen])
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return nil, nil, fmt.Errorf("large index header %q: %v", hdr[:indexHeaderLen], err)
+		}
+		if n <= smallMin {
+			return nil, nil, fmt.Errorf("large index of %d sessions", n)
+		}
+		ldw, xdw := idLen+dirCountLen+lEntryLen, idLen+dirCountLen+xEntryLen
+		ldir, xdir := hdr[indexHeaderLen:indexHeaderLen+nl*ldw], hdr[indexHeaderLen+nl*ldw:]
+		if len(xdir)%xdw != 0 {
+			return nil, nil, fmt.Errorf("expiry directory of %d bytes", len(xdir))
+		}
+		for _, o := range []struct {
+			dir   string
+			dw, w int
+			into  *[]string
+		}{{ldir, ldw, lEntryLen, &l}, {xdir, xdw, xEntryLen, &x}} {
+			for p := 0; p < len(o.dir); p += o.dw {
+				id := o.dir[p : p+idLen]
+				if n, _ := strconv.Atoi(id); n >= nextID {
+					return nil, nil, fmt.Errorf("block %s at or past the next ID %d", id, nextID)
+				}
+				cnt, _ := strconv.Atoi(o.dir[p+idLen : p+idLen+dirCountLen])
+				b, err := c.HGet(ctx, k.data, blockPrefix+id).Result()
+				if err != nil {
+					return nil, nil, fmt.Errorf("block %s: %v", id, err)
+				}
+				if len(b) != cnt*o.w || cnt == 0 || cnt > blockMax || b[:o.w] != o.dir[p+idLen+dirCountLen:p+o.dw] {
+					return nil, nil, fmt.Errorf("block %s (%d bytes) does not match its directory entry", id, len(b))
+				}
+				*o.into = append(*o.into, split(b, o.w)...)
+			}
+		}
+		if len(l) != n {
+			return nil, nil, fmt.Errorf("header says %d sessions, blocks hold %d", n, len(l))
+		}
+	default:
+		return nil, nil, nil
+	}
+	if !slices.IsSorted(l) || !slices.IsSorted(x) {
+		return nil, nil, fmt.Errorf("an order is not sorted")
+	}
+	exp := map[string]int64{}
+	for _, e := range x {
+		ms, err := parseMS(e[:tsLen])
 		if err != nil {
 			return nil, nil, err
 		}
-		exp[x[p+tsLen:p+indexEntryLen]] = ms
+		exp[e[tsLen:]] = ms // seq and ID
 	}
 	var ids []string
 	var exps []int64
-	for p := 0; p < len(l); p += sidLen {
-		ms, ok := exp[l[p:p+sidLen]]
+	for _, e := range l {
+		ms, ok := exp[e]
 		if !ok {
-			return nil, nil, fmt.Errorf("session %d of the sign-in order is not in the expiry order", p/sidLen)
+			return nil, nil, fmt.Errorf("session %x of the sign-in order is not in the expiry order", e[seqLen:])
 		}
-		ids, exps = append(ids, l[p:p+sidLen]), append(exps, ms)
+		ids, exps = append(ids, e[seqLen:]), append(exps, ms)
 	}
 	if len(exp) != len(ids) {
 		return nil, nil, fmt.Errorf("the two orders hold %d and %d sessions", len(ids), len(exp))
 	}
 	return ids, exps, nil
+}
+
+// split cuts s into entries of w bytes.
+func split(s string, w int) []string {
+	out := make([]string, 0, len(s)/w)
+	for p := 0; p+w <= len(s); p += w {
+		out = append(out, s[p:p+w])
+	}
+	return out
 }
 
 // hashRecords returns a user's session records (live and tombstones), without

@@ -25,7 +25,9 @@ import (
 //
 //     <prefix>:{D}:d   HASH  everything about the user's sessions:
 //     session ID (16 raw bytes) -> record (live or ended)
-//     "j" -> live index: IDs in sign-in order, then expiry + ID sorted
+//     "j" -> live index of up to 32 sessions: sign-in order, then expiry order
+//     "k" -> live index beyond that: header and the two orders' directories
+//     "b<8 digits>" -> a block of one of those orders (64 entries at most)
 //     "t" -> tombstone index: ID + expiry, oldest first
 //     "c" -> the running count of the last chunked LogoutAll
 //     <prefix>:{D}:h   LIST  history records, newest first
@@ -33,14 +35,14 @@ import (
 //
 // One key for all of a user's sessions, rather than a key per session or
 // a sorted set beside the hash: Redis can evict or expire all of a user or
-// nothing, so a lost index can never mean "no limit"; a login reads the
-// whole picture with one HMGET and writes it back with one HSET; a user
-// costs one key's overhead; and the key's TTL (the later of its last live
-// session and its newest tombstone) makes it vanish by itself. The price is
-// that the index is one string, rewritten on each change: Lua touches
-// O(log n) of its entries, but copies its 45 bytes per session (see
-// lib.lua and bench/NOTES.md). If the index is missing or damaged while
-// records exist, the next call rebuilds it from the records.
+// nothing, so a lost index can never mean "no limit"; a login reads what
+// it needs with one HMGET and writes back with one HSET; a user costs one
+// key's overhead; and the key's TTL (the later of its last live session
+// and its newest tombstone) makes it vanish by itself. The live index is
+// cut into blocks (lua/index.lua) so that no call reads or rewrites more
+// than a few of them, whatever the user's number of sessions. If the index
+// is missing or damaged while records exist, the next call rebuilds it
+// from the records.
 const digestLen = 16
 
 // userKeys names every key and channel of one user.

@@ -79,13 +79,24 @@ const (
 	// maxTombstones is the default of Config.MaxTombstones, as the tests
 	// use it.
 	maxTombstones = DefaultMaxTombstones
-	// indexEntryLen is the width of an entry of a user's live and
-	// tombstone indexes (see keys.go), which only the scripts read: a
-	// session ID and its expiry.
+	// indexEntryLen is the width of an entry of a user's tombstone index
+	// (see keys.go), which only the scripts read: a session ID and its
+	// expiry.
 	indexEntryLen = sidLen + tsLen
-	// liveEntryLen is what one live session adds to the live index 'j':
-	// its ID in sign-in order, and an entry in expiry order.
-	liveEntryLen         = sidLen + indexEntryLen
+	// The live index (lua/index.lua), which only the scripts write: entry
+	// widths, block sizes, and the widths of the numbers in its header and
+	// directories.
+	seqLen               = 10
+	lEntryLen            = seqLen + sidLen         // seq, ID: sign-in order
+	xEntryLen            = tsLen + seqLen + sidLen // expiry, seq, ID: expiry order
+	blockMax             = 64
+	smallMax             = 32
+	smallMin             = 16
+	blockPrefix          = "b"
+	idLen                = 8
+	countLen             = 6
+	dirCountLen          = 4
+	indexHeaderLen       = idLen + countLen + dirCountLen
 	codeLogin            = 'I'
 	codeEvicted          = 'E'
 	codeLogout           = 'O'

@@ -12,6 +12,8 @@ import (
 var (
 	//go:embed lua/protocol.lua
 	luaProtocol string
+	//go:embed lua/index.lua
+	luaIndex string
 	//go:embed lua/lib.lua
 	luaLib string
 	//go:embed lua/login.lua
@@ -29,15 +31,17 @@ var (
 )
 
 // The scripts, compiled once. Each is the protocol's names (protocol.lua),
-// the shared prelude (lib.lua) and its own body, so helpers like pruning
-// live in one place; validate, the hot path, takes the names only.
+// the live index (index.lua), the shared prelude (lib.lua) and its own
+// body, so helpers like pruning live in one place; validate, the hot path,
+// takes the names and the index only.
 var (
-	scriptLogin    = redis.NewScript(luaProtocol + luaLib + luaLogin)
-	scriptValidate = redis.NewScript(luaProtocol + luaValidate)
-	scriptSave     = redis.NewScript(luaProtocol + luaLib + luaSave)
-	scriptRotate   = redis.NewScript(luaProtocol + luaLib + luaRotate)
-	scriptEnd      = redis.NewScript(luaProtocol + luaLib + luaEnd)
-	scriptSessions = redis.NewScript(luaProtocol + luaLib + luaSessions)
+	luaPrelude     = luaProtocol + luaIndex + luaLib
+	scriptLogin    = redis.NewScript(luaPrelude + luaLogin)
+	scriptValidate = redis.NewScript(luaProtocol + luaIndex + luaValidate)
+	scriptSave     = redis.NewScript(luaPrelude + luaSave)
+	scriptRotate   = redis.NewScript(luaPrelude + luaRotate)
+	scriptEnd      = redis.NewScript(luaPrelude + luaEnd)
+	scriptSessions = redis.NewScript(luaPrelude + luaSessions)
 )
 
 // The statuses that start a script's array reply (STATUS_* in

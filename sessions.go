@@ -61,8 +61,7 @@ func (e *Engine) Sessions(ctx context.Context, userID string) (list []Session, e
 // DefaultSessionsPage, at most MaxSessionsPage) of the user's live
 // sessions, newest first, in one round trip. Pass "" for the first page and
 // the returned Next for each following one. A session that ends between
-// two pages does not upset the paging: the next page resumes about where
-// it was (a session may then be skipped or listed twice, never invented).
+// two pages does not upset the paging: the next page resumes where it was.
 // A malformed cursor is ErrInvalidInput.
 func (e *Engine) SessionsPage(ctx context.Context, userID, cursor string, limit int) (page SessionPage, err error) {
 	ctx, call := e.begin(ctx, OpSessions)
@@ -80,21 +79,22 @@ func (e *Engine) SessionsPage(ctx context.Context, userID, cursor string, limit 
 }
 
 // sessionsPage runs sessions.lua for one page. A cursor is the public ID
-// of the page's last session and how many sessions the pages so far held.
+// of the previous page's last session and its sign-in number: the script
+// resumes before that place in the sign-in order, whether or not the
+// session is still there.
 func (e *Engine) sessionsPage(ctx context.Context, userID, cursor string, limit int) (SessionPage, error) {
-	after, seen := "", 0
+	after := ""
 	if cursor != "" {
-		id, n, ok := strings.Cut(cursor, ".")
+		id, seq, ok := strings.Cut(cursor, ".")
 		sid, err := parsePublicID(id)
-		count, err2 := strconv.Atoi(n)
-		if !ok || err != nil || err2 != nil || count < 0 {
+		if !ok || err != nil || len(seq) != seqLen || strings.Trim(seq, "0123456789") != "" {
 			return SessionPage{}, fmt.Errorf("%w: malformed sessions cursor", ErrInvalidInput)
 		}
-		after, seen = string(sid[:]), count
+		after = seq + string(sid[:])
 	}
 	k := e.keysOf(userID)
 	reply, err := e.run(ctx, OpSessions, scriptSessions, k,
-		e.args(e.nowMS(ctx), k, after, strconv.Itoa(seen), strconv.Itoa(limit)))
+		e.args(e.nowMS(ctx), k, after, strconv.Itoa(limit)))
 	if err != nil {
 		return SessionPage{}, err
 	}
@@ -111,10 +111,10 @@ func (e *Engine) sessionsPage(ctx context.Context, userID, cursor string, limit 
 	}
 	page := SessionPage{Sessions: list}
 	if next != "" {
-		if len(next) != sidLen {
+		if len(next) != lEntryLen {
 			return SessionPage{}, unavailable(string(OpSessions), errBadRecord)
 		}
-		page.Next = publicID([sidLen]byte([]byte(next))) + "." + strconv.Itoa(seen+(len(reply)-2)/2)
+		page.Next = publicID([sidLen]byte([]byte(next[seqLen:]))) + "." + next[:seqLen]
 	}
 	return page, nil
 }

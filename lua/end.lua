@@ -21,7 +21,8 @@ local callID = ARGV[16]   -- MODE_LOGOUT_ALL: the same for every chunk of one Lo
 local byToken = mode == MODE_LOGOUT or mode == MODE_LOGOUT_OTHERS
 local probe
 if mode ~= MODE_LOGOUT_ALL then probe = sid end
-local mine = load(probe)
+local mine
+if probe then mine = load(probe) else load() end
 local ended = {STATUS_OK}
 if mode ~= MODE_LOGOUT_ALL then
   if mine and string.byte(mine, 1) ~= KIND_LIVE then
@@ -49,16 +50,16 @@ local function stop(s, code)
   victims[#victims + 1] = s
   codes[#codes + 1] = code
 end
-local n = liveCount()
--- This session ends if it is live by the index, or by its own record (an
--- index damaged from outside must not make a session unendable).
-local alive = probe and (isLive(sid) or (mine and string.byte(mine, 1) == KIND_LIVE and expiry(mine) > now))
+-- This session ends if its record is live (an index damaged from outside
+-- must not make a session unendable).
+local alive = probe and liveRecord(mine)
 if mode == MODE_LOGOUT_ALL then
   -- A user with very many sessions is ended in chunks of at most chunk
   -- sessions, oldest first, one call each (see LogoutAll); the count so
   -- far rides in field 'c' under the call's ID, so a chunk go-redis
   -- retries after a lost reply still reports the true total.
-  for i = 1, math.min(n, chunk) do stop(liveAt(i), actorCode) end
+  local ids = indexOldest(chunk)
+  for i = 1, #ids do stop(ids[i], actorCode) end
 elseif mode == MODE_REVOKE then
   if alive then stop(sid, actorCode) end
 else
@@ -68,9 +69,9 @@ else
   end
   if mode == MODE_LOGOUT then stop(sid, CODE_LOGOUT) end
   if mode == MODE_LOGOUT_OTHERS or otherCode ~= '' then
-    for i = 1, n do
-      local s = liveAt(i)
-      if s ~= sid then stop(s, otherCode) end
+    local ids = indexOldest()
+    for i = 1, #ids do
+      if ids[i] ~= sid then stop(ids[i], otherCode) end
     end
   end
 end
@@ -92,7 +93,7 @@ for k = 1, #victims do
     finish(s, r, codes[k], tail, by)
     ended[#ended + 1] = s
   else
-    indexDrop(s)
+    indexDrop(s, '')
   end
 end
 if mode == MODE_LOGOUT_ALL then
@@ -101,7 +102,7 @@ if mode == MODE_LOGOUT_ALL then
   if sub(c, 1, #callID) == callID then total = total + (tonumber(sub(c, #callID + 1)) or 0) end
   -- {STATUS_OK, total so far, more to do (1/0), ended IDs...}
   table.insert(ended, 2, total)
-  table.insert(ended, 3, liveCount() > 0 and 1 or 0)
+  table.insert(ended, 3, idxN > 0 and 1 or 0)
   if #ended > 3 or #c > 0 then
     writes[#writes + 1] = 'c'
     writes[#writes + 1] = callID .. total

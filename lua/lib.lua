@@ -3,23 +3,10 @@
 -- scripts and named here; script-specific arguments start at ARGV[9].
 --
 -- One key holds all of a user's sessions (see keys.go): the records, the
--- live index 'j' and the tombstone index 't'. The live index holds every
--- live session twice, in two orders, so that no call has to walk it:
---
---   'j' = L .. X, n entries each (n = #j / LIVE_ENTRY_LEN)
---   L: session IDs (16 bytes each) in sign-in order: a login evicts from
---      the front, a listing pages from the back;
---   X: expiry (13-digit ms) .. session ID (29 bytes each), sorted: the
---      expired sessions are a prefix found by binary search, the latest
---      expiry (the key's TTL) is the last entry.
---
--- Lua touches O(log n) entries plus those the call ends; the rest is
--- string.find and string.sub over the index, which run in C at memcpy
--- speed (45 bytes a session: 45 KB at the default ceiling of 1,000).
--- Each redis.call costs a microsecond or more and each Lua string built or
--- number parsed a tenth of one (bench/NOTES.md has the measurements), so
--- the prelude does as little as it can.
-local D = KEYS[1]          -- the user's data HASH
+-- live index (index.lua) and the tombstone index 't'. Each redis.call costs
+-- a microsecond or more and each Lua string built or number parsed a tenth
+-- of one (bench/NOTES.md has the measurements), so the prelude does as
+-- little as it can.
 local H = KEYS[2]          -- the user's history LIST (same hash tag)
 local now13 = ARGV[1]      -- now, 13-digit ms
 local now = tonumber(now13)
@@ -35,7 +22,6 @@ local maxTombs = tonumber(ARGV[8]) -- tombstones kept per user at most
 local recording = histLimit ~= 0 or pubCmd ~= ''
 local zeros = string.rep('\0', SID_LEN) -- no session: the causing ID of an admin ending
 local hist = {}
-local sub = string.sub
 
 -- A record's meta: IP, user agent and user ID (see record.go). A record
 -- whose length field is not a number has none: a record that cannot be
@@ -98,108 +84,56 @@ local function batch(cmd, key, list, out, from)
   end
 end
 
--- What the call changes, applied by done(). On a slot that is MIGRATING
+-- What the call changes, applied by done(): writes and dead (index.lua)
+-- collect the fields to HSET and HDEL. On a slot that is MIGRATING
 -- (resharding), Redis refuses any access to a key of that slot that does
 -- not exist, and aborts the script at that command, half done. A hash the
 -- last HDEL empties stops existing, so every script writes first, removes
 -- last, and never touches the key again after a removal may have emptied
 -- it. Redis deletes an emptied key by itself, so there is never a DEL.
-local writes = {} -- HSET field, value, field, value...
-local dead = {}   -- fields to HDEL
-local L, X = '', '' -- the live index's two orders (see above), as changed
-local jRead = false -- whether 'j' existed
-local jDirty = false -- whether L and X changed
 local tix = ''    -- the tombstone index as read
 local tRead, tDamaged = false, false -- whether 't' existed, and was not whole entries
 local tombs = {}  -- tombstone entries this call adds
 local tombEntry   -- the expiry part of those, built once
 local endedHere = {} -- sessions this call ended (finish), for an out-of-memory ending
 
--- The 1-based start of the entry of s (entries w bytes wide, the ID at
--- offset off within each) that holds sid, or nil. string.find runs in C;
--- a match that straddles two entries is skipped.
-local function findEntry(s, sid, w, off)
-  local from = 1
-  while true do
-    local p = string.find(s, sid, from, true)
-    if not p then return nil end
-    if (p - 1 - off) % w == 0 then return p - off end
-    from = p + 1
-  end
+-- A record's expiry as an index key (13 digits).
+local function expiry13(r)
+  return string.format(TS_FORMAT, expiry(r))
 end
 
--- The number of X entries whose first #k bytes sort at or below k: binary
--- search over fixed-width entries, O(log n) Lua.
-local function xUpTo(k)
-  local lo, hi, kl = 0, #X / ENTRY_LEN, #k - 1
-  while lo < hi do
-    local mid = math.floor((lo + hi) / 2)
-    local p = mid * ENTRY_LEN + 1
-    if sub(X, p, p + kl) <= k then lo = mid + 1 else hi = mid end
-  end
-  return lo
+-- Whether r is the record of a live session.
+local function liveRecord(r)
+  return r and string.byte(r, 1) == KIND_LIVE and expiry(r) > now
 end
 
--- Add a live session with its expiry (13-digit ms): newest in sign-in
--- order, in place in expiry order.
-local function indexAdd(sid, e13)
-  local k = e13 .. sid
-  local p = xUpTo(k) * ENTRY_LEN
-  X = sub(X, 1, p) .. k .. sub(X, p + 1)
-  L = L .. sid
-  jDirty = true
-end
-
--- Drop a session from both orders, if there.
-local function indexDrop(sid)
-  local p = findEntry(L, sid, SID_LEN, 0)
-  if p then L = sub(L, 1, p - 1) .. sub(L, p + SID_LEN) end
-  local q = findEntry(X, sid, ENTRY_LEN, TS_LEN)
-  if q then X = sub(X, 1, q - 1) .. sub(X, q + ENTRY_LEN) end
-  if p or q then jDirty = true end
-end
-
--- How many live sessions the index holds.
-local function liveCount()
-  return #L / SID_LEN
-end
-
--- The i-th session in sign-in order (1 = oldest).
-local function liveAt(i)
-  return sub(L, (i - 1) * SID_LEN + 1, i * SID_LEN)
-end
-
--- Whether sid is in the live index.
-local function isLive(sid)
-  return findEntry(L, sid, SID_LEN, 0) ~= nil
-end
-
--- Rebuild the live index from the records themselves: when 'j' is absent
--- while live records exist (written by the previous format, whose index
--- was 'i'), or is not whole entries (damaged). A missing index must never
--- mean "no sessions", or they would escape the cap and every logout.
--- HGETALL is bounded here: without an index the hash holds only what the
--- index would list, plus at most MaxTombstones tombstones.
+-- Rebuild the live index from the records themselves: when it is missing
+-- while live records exist (written by the previous layout, whose index
+-- was 'i'), or cannot be read (damaged). A missing index must never mean
+-- "no sessions", or they would escape the cap and every logout. HGETALL is
+-- bounded here: without an index the hash holds only what the index would
+-- list, plus at most MaxTombstones tombstones.
 local function rebuild()
   local all = redis.call('HGETALL', D)
   local tombed = {}
   for p = 1, #tix - ENTRY_LEN + 1, ENTRY_LEN do tombed[sub(tix, p, p + SID_LEN - 1)] = true end
   local ls = {}
+  indexReset()
   for k = 1, #all, 2 do
     local f, r = all[k], all[k + 1]
     if #f == SID_LEN then
-      local e, c = 0, nil
-      if string.byte(r, 1) == KIND_LIVE then
-        e, c = expiry(r), tonumber(sub(r, CREATED_FROM, CREATED_TO))
-      end
-      if c and e > now then
-        ls[#ls + 1] = {f, c, string.format(TS_FORMAT, e)}
+      local c
+      if liveRecord(r) then c = tonumber(sub(r, CREATED_FROM, CREATED_TO)) end
+      if c then
+        ls[#ls + 1] = {f, c, expiry13(r)}
       elseif not tombed[f] then
         -- Neither live nor a tombstone the index lists: it cannot be
         -- read, so it counts as gone, and goes.
         dead[#dead + 1] = f
       end
-    elseif f ~= 'j' and f ~= 't' and f ~= 'c' then
+    elseif f ~= 't' and f ~= 'c' then
+      -- The index's own fields ('j', 'k', blocks) and anything foreign;
+      -- done() keeps those the new index writes.
       dead[#dead + 1] = f
     end
   end
@@ -207,70 +141,46 @@ local function rebuild()
     if a[2] ~= b[2] then return a[2] < b[2] end
     return a[1] < b[1]
   end)
-  L, X = '', ''
   for k = 1, #ls do indexAdd(ls[k][1], ls[k][3]) end
-  jDirty = true
 end
 
--- Read the indexes and drop the sessions whose time is up: they are an X
--- prefix, found by binary search. Their records are removed and their
--- expiry recorded with the time it really happened. One HMGET reads both
--- index fields and, if given, one more field, probe, whose value is
--- returned (false when absent).
-local function load(probe)
-  local r
-  if probe then
-    r = redis.call('HMGET', D, 'j', 't', 'c', probe)
-  else
-    r = redis.call('HMGET', D, 'j', 't', 'c')
-  end
-  local j = r[1]
-  tix = r[2] or ''
-  tRead = r[2] ~= false
+-- Read the indexes and drop the sessions whose time is up (an expiry-order
+-- prefix): their records are removed and their expiry recorded with the
+-- time it really happened. One HMGET reads the index fields and the given
+-- probes (session IDs), whose values it returns (false when absent).
+local function load(...)
+  local r = redis.call('HMGET', D, 'j', 'k', 't', 'c', ...)
+  tix = r[3] or ''
+  tRead = r[3] ~= false
   if #tix % ENTRY_LEN ~= 0 or (tRead and #tix == 0) then
     -- Damaged: the tombstones it listed are dropped by rebuild() below.
     tix, tDamaged = '', true
   end
-  jRead = j ~= false
-  if j and #j > 0 and #j % LIVE_ENTRY_LEN == 0 then
-    local n = #j / LIVE_ENTRY_LEN
-    L, X = sub(j, 1, n * SID_LEN), sub(j, n * SID_LEN + 1)
-  end
+  local ok = indexLoad(r[1] or nil, r[2] or nil)
   -- Every field is a live session the index lists, a tombstone the
-  -- tombstone index lists, or one of those indexes: a hash that holds more
-  -- has sessions the index lost (the previous format's index, damage), and
-  -- the index is rebuilt from the records. HLEN is O(1).
-  local known = liveCount() + math.floor(#tix / ENTRY_LEN)
-  if j then known = known + 1 end
-  if tRead then known = known + 1 end
-  if r[3] then known = known + 1 end
-  if redis.call('HLEN', D) > known or (j and #L == 0) then rebuild() end
-  local gone = xUpTo(now13)
-  if gone > 0 then
-    local ids = {}
-    for k = 1, gone do
-      local p = (k - 1) * ENTRY_LEN + 1
-      ids[k] = sub(X, p + TS_LEN, p + ENTRY_LEN - 1)
-    end
-    X = sub(X, gone * ENTRY_LEN + 1)
-    for k = 1, gone do
-      local p = findEntry(L, ids[k], SID_LEN, 0)
-      if p then L = sub(L, 1, p - 1) .. sub(L, p + SID_LEN) end
-      dead[#dead + 1] = ids[k]
-    end
-    jDirty = true
-    if recording then
-      local recs = {}
-      batch('HMGET', D, ids, recs)
-      for k = 1, gone do
-        local x = recs[k]
-        if x and string.byte(x, 1) == KIND_LIVE then
-          event(CODE_EXPIRED .. string.format(TS_FORMAT, expiry(x)) .. ids[k] .. zeros .. meta(x))
-        end
+  -- tombstone index lists, or a field of those indexes: a hash that holds
+  -- more has sessions the index lost (the previous layout's index, damage),
+  -- and the index is rebuilt from the records. HLEN is O(1).
+  if ok then
+    local known = idxN + math.floor(#tix / ENTRY_LEN) + indexFields()
+    if tRead then known = known + 1 end
+    if r[4] then known = known + 1 end
+    ok = redis.call('HLEN', D) <= known
+  end
+  if not ok then rebuild() end
+  local gone = indexExpire(now13)
+  for k = 1, #gone do dead[#dead + 1] = gone[k] end
+  if recording and #gone > 0 then
+    local recs = {}
+    batch('HMGET', D, gone, recs)
+    for k = 1, #gone do
+      local x = recs[k]
+      if x and string.byte(x, 1) == KIND_LIVE then
+        event(CODE_EXPIRED .. expiry13(x) .. gone[k] .. zeros .. meta(x))
       end
     end
   end
-  if probe then return r[4] end
+  return unpack(r, 5)
 end
 
 -- The records of the given session IDs, in one HMGET.
@@ -289,7 +199,7 @@ local function finish(sid, r, code, tail, by)
   if not tombEntry then tombEntry = string.format(TS_FORMAT, now + tonumber(tombTTL)) end
   tombs[#tombs + 1] = sid .. tombEntry
   endedHere[#endedHere + 1] = sid
-  indexDrop(sid)
+  indexDrop(sid, expiry13(r))
   -- The history entry carries who acted after the ended session's meta,
   -- as the tombstone does.
   if recording then event(code .. now13 .. sid .. by .. meta(r) .. sub(tail, TAIL_ACTOR_FROM)) end
@@ -315,19 +225,12 @@ end
 -- met. Otherwise (a sign-in, a save, a rotation) the refusal is the call's
 -- error, and nothing was written.
 local function done(mayShrink)
-  if jDirty then
-    if #L > 0 then
-      writes[#writes + 1] = 'j'
-      writes[#writes + 1] = L .. X
-    elseif jRead then
-      dead[#dead + 1] = 'j'
-    end
-  end
+  indexSave()
   -- Tombstones were appended in time order: drop from the front those
   -- whose time is up, and the oldest beyond maxTombs (Config.MaxTombstones),
   -- so a user signing in thousands of times a day cannot grow one key
   -- without bound; those then read as expired. Only the newest maxTombs of
-  -- this call's own are written at all.
+  -- this call's own keep theirs.
   local skip = math.max(0, #tombs - maxTombs)
   local p, n, total = 1, #tix, #tix / ENTRY_LEN + #tombs - skip
   while p <= n do
@@ -349,11 +252,44 @@ local function done(mayShrink)
   elseif n >= ENTRY_LEN then
     maxTomb = tonumber(sub(tix, -TS_LEN)) or 0
   end
+  -- The records of this call's endings beyond maxTombs go instead of
+  -- becoming tombstones.
+  if skip > 0 then
+    local drop, w = {}, {}
+    for k = 1, skip do
+      local s = sub(tombs[k], 1, SID_LEN)
+      drop[s] = true
+      dead[#dead + 1] = s
+    end
+    for k = 1, #writes, 2 do
+      if not drop[writes[k]] then
+        w[#w + 1] = writes[k]
+        w[#w + 1] = writes[k + 1]
+      end
+    end
+    writes = w
+  end
+  -- A field this call writes is not removed (a rebuilt index may reuse
+  -- a block's name).
+  if #writes > 0 and #dead > 0 then
+    local w, keep = {}, {}
+    for k = 1, #writes, 2 do w[writes[k]] = true end
+    for k = 1, #dead do
+      if not w[dead[k]] then keep[#keep + 1] = dead[k] end
+    end
+    dead = keep
+  end
   if #writes > 0 then
     local first = redis.pcall('HSET', D, unpack(writes, 1, math.min(200, #writes)))
     if isOOM(first) and mayShrink then
-      for k = 1, #endedHere do dead[#dead + 1] = endedHere[k] end
-      if #dead > 0 then batch('HDEL', D, dead) end
+      -- Records only: removing an index field without writing its
+      -- replacement would lose sessions from the index.
+      local gone = {}
+      for k = 1, #dead do
+        if #dead[k] == SID_LEN then gone[#gone + 1] = dead[k] end
+      end
+      for k = 1, #endedHere do gone[#gone + 1] = endedHere[k] end
+      if #gone > 0 then batch('HDEL', D, gone) end
       flush(false)
       return
     elseif type(first) == 'table' and first.err then
@@ -361,12 +297,7 @@ local function done(mayShrink)
     end
     batch('HSET', D, writes, nil, 201)
   end
-  -- The tombstones this call ended beyond maxTombs were written above as
-  -- records (so the write order stays "writes first"); they go now.
-  for k = 1, skip do dead[#dead + 1] = sub(tombs[k], 1, SID_LEN) end
-  local maxLive = 0
-  if #X >= ENTRY_LEN then maxLive = tonumber(sub(X, -ENTRY_LEN, -ENTRY_LEN + TS_LEN - 1)) or 0 end
-  local m = math.max(maxLive, maxTomb)
+  local m = math.max(indexMaxExpiry(), maxTomb)
   -- Whatever is written lives at least a moment, never forever.
   if #writes > 0 and m <= now then m = now + 1 end
   if m > now and (#writes > 0 or #dead > 0) then redis.call('PEXPIRE', D, m - now) end

@@ -14,17 +14,19 @@ local REJECT = '1'
 -- go-redis resends a command whose reply was lost (the server died just
 -- after running it). A retry finds its own session and must not evict
 -- again; its evictions were reported to nobody, but they did happen once.
--- The check rides on the HMGET that reads the index.
-local mine = load(sid)
+-- The check rides on the HMGET that reads the index, as does the record
+-- of a session this sign-in replaces.
+local mine, replaced = load(sid, replace ~= '' and replace or zeros)
 if mine then return {STATUS_OK} end
 -- The sessions this sign-in ends on purpose, before the cap is counted:
 -- one it replaces (the user chose it at the cap, or it is this device's
 -- previous session), or every other ("this wasn't me", a password change).
 local victims, codes = {}, {}
-local n = liveCount()
+local n = idxN
 if othersCode ~= '' then
-  for i = 1, n do victims[i], codes[i] = liveAt(i), othersCode end
-elseif replace ~= '' and isLive(replace) then
+  victims = indexOldest()
+  for i = 1, #victims do codes[i] = othersCode end
+elseif replace ~= '' and liveRecord(replaced) then
   victims[1], codes[1] = replace, CODE_REPLACED
 end
 local left = n - #victims
@@ -39,12 +41,11 @@ if limit >= 0 and left >= limit and reject == REJECT then
   -- Full even after what this sign-in would end: it ends nothing, and
   -- lists every live session (at most the cap) so the user can choose one
   -- to replace.
-  local ids = {}
-  for i = n, 1, -1 do ids[#ids + 1] = liveAt(i) end
+  local ids = indexOldest()
   local recs = records(ids)
   done(false)
   local out = {STATUS_FULL}
-  for i = 1, #ids do
+  for i = #ids, 1, -1 do
     if recs[i] then
       out[#out + 1] = ids[i]
       out[#out + 1] = recs[i]
@@ -57,14 +58,13 @@ if recording then event(loginEntry) end
 -- each tombstone private to its token, and the device details. They are
 -- the front of the sign-in order, skipping one this sign-in replaces.
 if limit >= 0 and left >= limit then
-  local need, i = left - limit + 1, 1
-  while need > 0 and i <= n do
-    local s = liveAt(i)
-    if s ~= replace then
-      victims[#victims + 1], codes[#codes + 1] = s, CODE_EVICTED
+  local need = left - limit + 1
+  local front = indexOldest(need + #victims)
+  for i = 1, #front do
+    if need > 0 and front[i] ~= victims[1] then
+      victims[#victims + 1], codes[#codes + 1] = front[i], CODE_EVICTED
       need = need - 1
     end
-    i = i + 1
   end
 end
 -- The reply lists every session this sign-in ended, each with its meta, so
@@ -78,7 +78,7 @@ for i = 1, #victims do
     out[#out + 1] = victims[i]
     out[#out + 1] = meta(r)
   else
-    indexDrop(victims[i])
+    indexDrop(victims[i], '')
   end
 end
 writes[#writes + 1] = sid

@@ -38,4 +38,16 @@ local TAIL_BY_FROM, TAIL_BY_TO = 14, 29
 local TAIL_ACTOR_FROM = 30
 local SID_LEN = 16
 local ENTRY_LEN = 29      -- an X or tombstone index entry: expiry and ID, or ID and expiry
-local LIVE_ENTRY_LEN = 45 -- what one live session adds to 'j': its ID in L and its X entry
+-- The live index (index.lua): entry widths, block sizes, and the widths
+-- of the numbers in its header and directories.
+local SEQ_LEN, SEQ_FORMAT = 10, '%010d' -- a sign-in's number
+local L_ENTRY_LEN = 26        -- seq .. ID
+local X_ENTRY_LEN = 39        -- expiry .. seq .. ID
+local BLOCK_MAX = 64          -- entries per block at most (more: cut in two)
+local SMALL_MAX = 32          -- sessions a small index holds at most
+local SMALL_MIN = 16          -- a large index turns small again at this many
+local BLOCK_PREFIX = 'b'      -- a block's field is this and its ID
+local ID_LEN, ID_FORMAT = 8, '%08d'
+local COUNT_LEN, COUNT_FORMAT = 6, '%06d'
+local DIR_COUNT_LEN, DIR_COUNT_FORMAT = 4, '%04d'
+local HEADER_LEN = 18         -- ID_LEN + COUNT_LEN + DIR_COUNT_LEN

@@ -2,8 +2,8 @@
 -- time is fresh (see touch.go): one HGET, and a write only when the
 -- last-seen time is older than the touch interval.
 --
--- It takes protocol.lua but neither the shared prelude (lib.lua) nor its
--- arguments: the cost of a script call is mostly its arguments and
+-- It takes protocol.lua and the index (index.lua) but neither the shared
+-- prelude (lib.lua) nor its arguments: the cost of a script call is mostly its arguments and
 -- definitions, so it gets only what it uses. An expired session is
 -- reported, not cleaned up: the next login or listing of the user removes
 -- it and records the expiry (with the time it really happened).
@@ -11,13 +11,11 @@
 -- Reply: the record itself (a bulk string) when the session is live, so the
 -- hot path's reply is one string rather than an array; otherwise
 -- {STATUS_NONE}, {STATUS_ENDED, tombstone} or {STATUS_EXPIRED}.
-local D = KEYS[1]      -- the user's data HASH (as in lib.lua)
 local now13 = ARGV[1]  -- now, 13-digit ms
 local idleMS = ARGV[2] -- idle timeout ms, 0 = off
 local touchMS = ARGV[3] -- touch interval ms
 local sid = ARGV[4]    -- the session's ID
 local digest = ARGV[5] -- the token's secret digest
-local sub = string.sub
 local r = redis.call('HGET', D, sid)
 if not r or sub(r, DIGEST_FROM, DIGEST_TO) ~= digest then return {STATUS_NONE} end
 if string.byte(r, 1) ~= KIND_LIVE then return {STATUS_ENDED, r} end
@@ -39,32 +37,16 @@ if now - last >= tonumber(touchMS) then
   -- Sliding expiry never passes the absolute timeout.
   local e = abs
   if idle > 0 and now + idle < abs then e = now + idle end
-  -- The live index ('j', see lib.lua) keeps sessions in expiry order so
-  -- a login finds the expired ones without reading records: move ours.
-  -- string.find and the splices run in C; the binary search is O(log n).
-  local j = redis.call('HGET', D, 'j') or ''
+  -- The live index (index.lua) keeps sessions in expiry order, so a
+  -- login finds the expired ones without reading records: move ours. Its
+  -- old place is the expiry the record had.
+  local old = abs
+  if was > 0 and last + was < abs then old = last + was end
+  local j = redis.call('HMGET', D, 'j', 'k')
   local w
-  if #j % LIVE_ENTRY_LEN == 0 then
-    local xs = #j / LIVE_ENTRY_LEN * SID_LEN -- X starts after L
-    local from, q = xs + 1, nil
-    while true do
-      local p = string.find(j, sid, from, true)
-      if not p then break end
-      if (p - 1 - TS_LEN - xs) % ENTRY_LEN == 0 then q = p - TS_LEN break end
-      from = p + 1
-    end
-    if q then
-      local L, X = sub(j, 1, xs), sub(j, xs + 1, q - 1) .. sub(j, q + ENTRY_LEN)
-      local k = string.format(TS_FORMAT, e) .. sid
-      local lo, hi = 0, #X / ENTRY_LEN
-      while lo < hi do
-        local mid = math.floor((lo + hi) / 2)
-        local p = mid * ENTRY_LEN + 1
-        if sub(X, p, p + ENTRY_LEN - 1) <= k then lo = mid + 1 else hi = mid end
-      end
-      X = sub(X, 1, lo * ENTRY_LEN) .. k .. sub(X, lo * ENTRY_LEN + 1)
-      w = redis.pcall('HSET', D, sid, fresh, 'j', L .. X)
-    end
+  if indexLoad(j[1] or nil, j[2] or nil) and indexMove(sid, string.format(TS_FORMAT, old), string.format(TS_FORMAT, e)) then
+    indexSave()
+    w = redis.pcall('HSET', D, sid, fresh, unpack(writes))
   end
   if not w then w = redis.pcall('HSET', D, sid, fresh) end
   if type(w) == 'table' and w.err then
@@ -76,6 +58,7 @@ if now - last >= tonumber(touchMS) then
     return error(w)
   end
   redis.call('PEXPIRE', D, e - now, 'GT')
+  if #dead > 0 then redis.call('HDEL', D, unpack(dead)) end
   return fresh
 end
 return r

@@ -1,0 +1,386 @@
+-- The live index, shared by every script (validate included; prepended at
+-- compile time after protocol.lua). It holds every live session twice:
+--
+--   L, sign-in order: seq (SEQ_LEN digits) .. ID; seq numbers the user's
+--      sign-ins, so the oldest are first (who a login evicts);
+--   X, expiry order: expiry (13-digit ms) .. seq .. ID; the expired are
+--      first (found by binary search), the latest expiry last (the key's
+--      TTL).
+--
+-- Each order is a sorted list of fixed-width entries cut into blocks of at
+-- most BLOCK_MAX entries, found through a directory of their first
+-- entries, so a call reads and rewrites O(1) blocks and O(log n) of the
+-- directory, never the whole index: Redis's Lua hashes every byte of every
+-- string it makes (1.3 ns a byte, bench/NOTES.md), so a string's size is
+-- its cost.
+--
+-- Stored in the user's hash:
+--   small (at most SMALL_MAX sessions): 'j' = L .. X, no directory;
+--   large: 'k' = header .. L directory .. X directory, and each block in
+--     field BLOCK_PREFIX .. its ID. The header is the next block ID
+--     (ID_LEN digits), the sessions (COUNT_LEN digits) and the L
+--     directory's entries (DIR_COUNT_LEN digits); a directory entry is a
+--     block ID (ID_LEN), its entries (DIR_COUNT_LEN) and its first entry.
+-- A large index turns small again at SMALL_MIN sessions, not at
+-- SMALL_MAX, so a user going back and forth does not convert each time.
+local D = KEYS[1] -- the user's data HASH
+local sub = string.sub
+local writes = {} -- HSET field, value, field, value...
+local dead = {}   -- fields to HDEL
+
+-- The 1-based start of the entry of s (entries w bytes wide, the ID at
+-- offset off within each) that holds sid, or nil. string.find runs in C;
+-- a match that straddles two entries is skipped.
+local function findEntry(s, sid, w, off)
+  local from = 1
+  while true do
+    local p = string.find(s, sid, from, true)
+    if not p then return nil end
+    if (p - 1 - off) % w == 0 then return p - off end
+    from = p + 1
+  end
+end
+
+-- The number of entries of s (w wide, sorted) whose first #k bytes sort
+-- below k (strict) or at or below it.
+local function countUpTo(s, w, k, strict)
+  local lo, hi, kl = 0, #s / w, #k - 1
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    local p = mid * w + 1
+    local e = sub(s, p, p + kl)
+    if e < k or (not strict and e == k) then lo = mid + 1 else hi = mid end
+  end
+  return lo
+end
+
+-- An order: while it fits one block (every small index, and a large one
+-- being built) its entries are the string one and it has no directory;
+-- otherwise dir, and blocks read or changed by ID.
+local function newOrder(w)
+  return {w = w, dw = ID_LEN + DIR_COUNT_LEN + w, one = '', dir = '', blocks = {}, dirty = {}, removed = {}}
+end
+local byLogin, byExpiry = newOrder(L_ENTRY_LEN), newOrder(X_ENTRY_LEN)
+local idxN = 0          -- live sessions in the index
+local nextID = 0        -- the next block ID
+local idxMode = ''      -- 'j' (small), 'k' (large) or '' (none), as read
+local idxDirty = false  -- whether the index changed
+
+local function dirLen(o)
+  if o.one then
+    if #o.one > 0 then return 1 end
+    return 0
+  end
+  return #o.dir / o.dw
+end
+local function dirID(o, i)
+  local p = (i - 1) * o.dw + 1
+  return sub(o.dir, p, p + ID_LEN - 1)
+end
+local function dirFirst(o, i)
+  if o.one then return sub(o.one, 1, o.w) end
+  local p = (i - 1) * o.dw + ID_LEN + DIR_COUNT_LEN + 1
+  return sub(o.dir, p, p + o.w - 1)
+end
+
+-- Block i's entries, read once per call.
+local function block(o, i)
+  if o.one then return o.one end
+  local id = dirID(o, i)
+  local b = o.blocks[id]
+  if not b then
+    b = redis.call('HGET', D, BLOCK_PREFIX .. id) or ''
+    o.blocks[id] = b
+  end
+  return b
+end
+
+local function newID()
+  nextID = nextID + 1
+  return string.format(ID_FORMAT, nextID - 1)
+end
+
+local function dirEntry(id, b, w)
+  return id .. string.format(DIR_COUNT_FORMAT, #b / w) .. sub(b, 1, w)
+end
+
+-- Give an order that is one block a directory (it is about to grow past
+-- one, or to be stored large).
+local function unfold(o)
+  if not o.one then return end
+  o.dir = ''
+  if #o.one > 0 then
+    local id = newID()
+    o.blocks[id], o.dirty[id] = o.one, true
+    o.dir = dirEntry(id, o.one, o.w)
+  end
+  o.one = nil
+end
+
+-- Give block i the entries b (sorted): the directory follows, an empty
+-- block goes, and one over BLOCK_MAX is cut in two.
+local function setBlock(o, i, b)
+  idxDirty = true
+  local w = o.w
+  local n = #b / w
+  if o.one then
+    if n <= BLOCK_MAX then
+      o.one = b
+      return
+    end
+    o.one = sub(b, 1, w)
+    unfold(o)
+  end
+  local id, p = dirID(o, i), (i - 1) * o.dw
+  local entry
+  if n == 0 then
+    entry = ''
+    o.blocks[id], o.dirty[id], o.removed[id] = nil, nil, true
+  elseif n > BLOCK_MAX then
+    local half = math.floor(n / 2) * w
+    local b1, b2, id2 = sub(b, 1, half), sub(b, half + 1), newID()
+    o.blocks[id], o.dirty[id] = b1, true
+    o.blocks[id2], o.dirty[id2] = b2, true
+    entry = dirEntry(id, b1, w) .. dirEntry(id2, b2, w)
+  else
+    o.blocks[id], o.dirty[id] = b, true
+    entry = dirEntry(id, b, w)
+  end
+  o.dir = sub(o.dir, 1, p) .. entry .. sub(o.dir, p + o.dw + 1)
+end
+
+-- The last block whose first entry sorts at or below k (1 if none does).
+local function locate(o, k)
+  local lo, hi, at = 1, dirLen(o), 1
+  while lo <= hi do
+    local mid = math.floor((lo + hi) / 2)
+    if dirFirst(o, mid) <= k then at, lo = mid, mid + 1 else hi = mid - 1 end
+  end
+  return at
+end
+
+local function insert(o, k)
+  if dirLen(o) == 0 then
+    if o.one then
+      o.one = k
+    else
+      local id = newID()
+      o.blocks[id], o.dirty[id] = k, true
+      o.dir = dirEntry(id, k, o.w)
+    end
+    idxDirty = true
+    return
+  end
+  local i = locate(o, k)
+  local b = block(o, i)
+  local p = countUpTo(b, o.w, k) * o.w
+  setBlock(o, i, sub(b, 1, p) .. k .. sub(b, p + 1))
+end
+
+-- Where sid's entry is (block, position), looked up by pre, what its entry
+-- starts with (its expiry, or its seq and ID); every block is searched if
+-- it is not there (an index that disagrees with its records: damage).
+local function findSid(o, pre, sid, off)
+  local n = dirLen(o)
+  local i = locate(o, pre)
+  local from = i
+  while i <= n do
+    local q = findEntry(block(o, i), sid, o.w, off)
+    if q then return i, q end
+    if i == n or sub(dirFirst(o, i + 1), 1, #pre) > pre then break end
+    i = i + 1
+  end
+  for j = 1, n do
+    if j < from or j > i then
+      local q = findEntry(block(o, j), sid, o.w, off)
+      if q then return j, q end
+    end
+  end
+end
+
+local function removeAt(o, i, q)
+  local b = block(o, i)
+  setBlock(o, i, sub(b, 1, q - 1) .. sub(b, q + o.w))
+end
+
+-- Add a live session with its expiry (13-digit ms): newest in sign-in
+-- order, in place in expiry order.
+local function indexAdd(sid, e13)
+  local seq = 1
+  local n = dirLen(byLogin)
+  if n > 0 then
+    local b = block(byLogin, n)
+    seq = (tonumber(sub(b, -L_ENTRY_LEN, -L_ENTRY_LEN + SEQ_LEN - 1)) or 0) + 1
+  end
+  local s = string.format(SEQ_FORMAT, seq)
+  insert(byLogin, s .. sid)
+  insert(byExpiry, e13 .. s .. sid)
+  idxN = idxN + 1
+end
+
+-- Drop a session from both orders, if there. e13 is its expiry as its
+-- record says ('' if it has no readable record).
+local function indexDrop(sid, e13)
+  local i, q = findSid(byExpiry, e13, sid, TS_LEN + SEQ_LEN)
+  if not i then return end
+  local lkey = sub(block(byExpiry, i), q + TS_LEN, q + X_ENTRY_LEN - 1)
+  removeAt(byExpiry, i, q)
+  local j, r = findSid(byLogin, lkey, sid, SEQ_LEN)
+  if j then removeAt(byLogin, j, r) end
+  idxN = idxN - 1
+end
+
+-- Move a session to a later expiry (an idle refresh); false if it is not
+-- in the index.
+local function indexMove(sid, old13, new13)
+  local i, q = findSid(byExpiry, old13, sid, TS_LEN + SEQ_LEN)
+  if not i then return false end
+  local rest = sub(block(byExpiry, i), q + TS_LEN, q + X_ENTRY_LEN - 1)
+  removeAt(byExpiry, i, q)
+  insert(byExpiry, new13 .. rest)
+  return true
+end
+
+-- Remove from the index every session whose expiry is at or before
+-- now13, and return their IDs: an X prefix, found by binary search.
+local function indexExpire(now13)
+  local gone = {}
+  while dirLen(byExpiry) > 0 and sub(dirFirst(byExpiry, 1), 1, TS_LEN) <= now13 do
+    local b = block(byExpiry, 1)
+    local m = countUpTo(b, X_ENTRY_LEN, now13)
+    for q = 1, m do
+      local p = (q - 1) * X_ENTRY_LEN + TS_LEN + 1
+      gone[#gone + 1] = sub(b, p, p + SEQ_LEN + SID_LEN - 1)
+    end
+    setBlock(byExpiry, 1, sub(b, m * X_ENTRY_LEN + 1))
+    if m * X_ENTRY_LEN < #b then break end
+  end
+  for k = 1, #gone do
+    local sid = sub(gone[k], SEQ_LEN + 1)
+    local j, r = findSid(byLogin, gone[k], sid, SEQ_LEN)
+    if j then removeAt(byLogin, j, r) end
+    idxN = idxN - 1
+    gone[k] = sid
+  end
+  return gone
+end
+
+-- The IDs of the oldest k sessions (all if k is nil), oldest first.
+local function indexOldest(k)
+  local out = {}
+  for i = 1, dirLen(byLogin) do
+    local b = block(byLogin, i)
+    for p = SEQ_LEN + 1, #b, L_ENTRY_LEN do
+      if k and #out >= k then return out end
+      out[#out + 1] = sub(b, p, p + SID_LEN - 1)
+    end
+  end
+  return out
+end
+
+-- Up to size sign-in entries (seq .. ID) that sort before after ('' for
+-- the newest), newest first, and whether older ones remain.
+local function indexNewest(after, size)
+  local out = {}
+  local i = dirLen(byLogin)
+  local cut = after ~= ''
+  if cut then i = locate(byLogin, after) end
+  while i >= 1 do
+    local b = block(byLogin, i)
+    local m = #b / L_ENTRY_LEN
+    if cut then m, cut = countUpTo(b, L_ENTRY_LEN, after, true), false end
+    for q = m, 1, -1 do
+      if #out >= size then return out, true end
+      local p = (q - 1) * L_ENTRY_LEN + 1
+      out[#out + 1] = sub(b, p, p + L_ENTRY_LEN - 1)
+    end
+    i = i - 1
+  end
+  return out, false
+end
+
+-- The latest expiry in the index, in ms (0 if empty).
+local function indexMaxExpiry()
+  local n = dirLen(byExpiry)
+  if n == 0 then return 0 end
+  return tonumber(sub(block(byExpiry, n), -X_ENTRY_LEN, -X_ENTRY_LEN + TS_LEN - 1)) or 0
+end
+
+-- Read the index from the values of 'j' and 'k'. False if what is there
+-- cannot be read (the caller rebuilds it from the records).
+local function indexLoad(j, k)
+  if k then
+    local n, nl = tonumber(sub(k, ID_LEN + 1, ID_LEN + COUNT_LEN)), tonumber(sub(k, ID_LEN + COUNT_LEN + 1, HEADER_LEN))
+    nextID = tonumber(sub(k, 1, ID_LEN))
+    if not n or not nl or not nextID or j then return false end
+    local xs = HEADER_LEN + nl * byLogin.dw
+    if #k < xs or (#k - xs) % byExpiry.dw ~= 0 then return false end
+    byLogin.dir, byExpiry.dir, idxN, idxMode = sub(k, HEADER_LEN + 1, xs), sub(k, xs + 1), n, 'k'
+    byLogin.one, byExpiry.one = nil, nil
+    return true
+  end
+  if not j then return true end
+  local w = L_ENTRY_LEN + X_ENTRY_LEN
+  if #j == 0 or #j % w ~= 0 then return false end
+  local n = #j / w
+  if n > BLOCK_MAX then return false end
+  byLogin.one, byExpiry.one = sub(j, 1, n * L_ENTRY_LEN), sub(j, n * L_ENTRY_LEN + 1)
+  idxN, idxMode = n, 'j'
+  return true
+end
+
+-- How many fields of the hash the index accounts for ('j' or 'k', and the
+-- blocks).
+local function indexFields()
+  if idxMode == 'j' then return 1 end
+  if idxMode == 'k' then return 1 + dirLen(byLogin) + dirLen(byExpiry) end
+  return 0
+end
+
+-- Forget the index as read (rebuild() then adds what the records hold);
+-- the fields it had are left to the caller to remove.
+local function indexReset()
+  byLogin, byExpiry = newOrder(L_ENTRY_LEN), newOrder(X_ENTRY_LEN)
+  idxN, nextID, idxMode, idxDirty = 0, 0, '', true
+end
+
+-- Queue the index's writes (and the removal of fields it no longer uses),
+-- if it changed. Only the blocks this call changed are written.
+local function indexSave()
+  if not idxDirty then return end
+  local large = idxN > SMALL_MAX or (idxMode == 'k' and idxN > SMALL_MIN)
+  for _, o in ipairs({byLogin, byExpiry}) do
+    for id in pairs(o.removed) do dead[#dead + 1] = BLOCK_PREFIX .. id end
+  end
+  if large then
+    for _, o in ipairs({byLogin, byExpiry}) do
+      unfold(o)
+      for id, b in pairs(o.blocks) do
+        if o.dirty[id] then
+          writes[#writes + 1] = BLOCK_PREFIX .. id
+          writes[#writes + 1] = b
+        end
+      end
+    end
+    writes[#writes + 1] = 'k'
+    writes[#writes + 1] = string.format(ID_FORMAT, nextID) .. string.format(COUNT_FORMAT, idxN) ..
+      string.format(DIR_COUNT_FORMAT, dirLen(byLogin)) .. byLogin.dir .. byExpiry.dir
+    if idxMode == 'j' then dead[#dead + 1] = 'j' end
+    return
+  end
+  -- Small, or none: the blocks a large index had go.
+  local parts = {}
+  for _, o in ipairs({byLogin, byExpiry}) do
+    for i = 1, dirLen(o) do
+      parts[#parts + 1] = block(o, i)
+      if not o.one then dead[#dead + 1] = BLOCK_PREFIX .. dirID(o, i) end
+    end
+  end
+  if idxN > 0 then
+    writes[#writes + 1] = 'j'
+    writes[#writes + 1] = table.concat(parts)
+    if idxMode == 'k' then dead[#dead + 1] = 'k' end
+  elseif idxMode ~= '' then
+    dead[#dead + 1] = idxMode
+  end
+end
