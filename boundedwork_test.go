@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,17 +54,14 @@ func scriptStats(t *testing.T, rdb *redis.Client) (calls, usec, inner int64) {
 }
 
 // TestLoginScriptTimeAtTheCeiling: an evicting sign-in of a user who holds
-// the most sessions the ceiling allows (1,000) issues the same commands
-// from inside the script as one for a user with one session, and costs
-// Redis at most loginCeilingRatio times as much: nothing in it walks the
-// user's sessions in Lua. Script time is Redis's own (INFO commandstats),
-// in interleaved rounds, the median taken, so a busy machine slows both
-// sides alike. The index this replaced (walked in Lua on every call)
-// measured 39× here; this one measures 13× (the issue asks for 3×; see
-// bench/NOTES.md for where the rest goes: Redis's Lua hashes every byte
-// of every string it creates, and the index is one 45 KB string).
+// the most sessions the ceiling allows (1,000) issues at most 4 more
+// commands from inside the script than one for a user with one session,
+// and costs Redis at most 3× as much: it reads and rewrites a few blocks of the
+// index, never all of it. Script time is Redis's own (INFO commandstats),
+// in interleaved rounds. The index walked in Lua on every call measured
+// 39× here, and the same two orders kept as one 45 KB string 13×.
 func TestLoginScriptTimeAtTheCeiling(t *testing.T) {
-	const loginCeilingRatio = 20
+	const loginCeilingRatio = 3
 	needRedisServer(t, "script time at the session ceiling")
 	if testing.Short() {
 		t.Skip("-short: fills one user to the ceiling and times 4,000 sign-ins")
@@ -102,26 +99,27 @@ func TestLoginScriptTimeAtTheCeiling(t *testing.T) {
 		}
 		return float64(usec) / float64(calls), float64(inner) / float64(calls)
 	}
-	var ratios []float64
-	var small, big float64
+	// Each side's cost is its quietest round (the minimum of 7): on a
+	// shared machine a round is only ever slowed, by a preemption in the
+	// middle of a script, never sped up.
+	small, big := math.Inf(1), math.Inf(1)
 	var inner string
-	for range 5 {
-		s, si := round("small", 400)
-		b, bi := round("big", 400)
+	for range 7 {
+		s, si := round("small", 300)
+		b, bi := round("big", 300)
 		// A large index reads a few blocks more than a small one: a
 		// constant, not a share of the sessions.
-		if bi > si+6 {
+		if bi > si+4 {
 			t.Fatalf("a sign-in issues %.2f commands from inside the script at 1,000 sessions and %.2f at one", bi, si)
 		}
 		inner = fmt.Sprintf("%.2f at one session, %.2f at 1,000", si, bi)
-		ratios = append(ratios, b/s)
-		small, big = small+s, big+b
+		small, big = min(small, s), min(big, b)
 	}
-	sort.Float64s(ratios)
-	t.Logf("evicting login script: %.1f µs at one session, %.1f µs at %d (mean of 5 rounds); median ratio %.2f, rounds %.2f; commands from inside: %s",
-		small/5, big/5, DefaultSessionCeiling, ratios[2], ratios, inner)
-	if ratios[2] > loginCeilingRatio {
-		t.Fatalf("a sign-in at %d sessions costs %.1f× one at a single session, want at most %d×", DefaultSessionCeiling, ratios[2], loginCeilingRatio)
+	ratio := big / small
+	t.Logf("evicting login script (quietest of 7 rounds of 300): %.1f µs at one session, %.1f µs at %d: %.2f×; commands from inside: %s",
+		small, big, DefaultSessionCeiling, ratio, inner)
+	if ratio > loginCeilingRatio {
+		t.Fatalf("a sign-in at %d sessions costs %.2f× one at a single session, want at most %d×", DefaultSessionCeiling, ratio, loginCeilingRatio)
 	}
 	if n := liveCount(t, e, "big"); n != DefaultSessionCeiling {
 		t.Fatalf("%d live sessions after the rounds, want %d", n, DefaultSessionCeiling)

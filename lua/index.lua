@@ -149,6 +149,29 @@ local function setBlock(o, i, b)
   o.dir = sub(o.dir, 1, p) .. entry .. sub(o.dir, p + o.dw + 1)
 end
 
+-- Read, in one HMGET, the blocks a sign-in needs of a large index: the
+-- oldest and newest of the sign-in order, the latest of the expiry order.
+local function indexPrefetch()
+  if byLogin.one then return end
+  local want, orders = {}, {}
+  for _, w in ipairs({{byLogin, 1}, {byLogin, dirLen(byLogin)}, {byExpiry, dirLen(byExpiry)}}) do
+    local o, i = w[1], w[2]
+    if i > 0 then
+      local id = dirID(o, i)
+      if not o.blocks[id] and not orders[id] then
+        want[#want + 1] = BLOCK_PREFIX .. id
+        orders[id] = o
+      end
+    end
+  end
+  if #want == 0 then return end
+  local got = redis.call('HMGET', D, unpack(want))
+  for k = 1, #want do
+    local id = sub(want[k], #BLOCK_PREFIX + 1)
+    orders[id].blocks[id] = got[k] or ''
+  end
+end
+
 -- The last block whose first entry sorts at or below k (1 if none does).
 local function locate(o, k)
   local lo, hi, at = 1, dirLen(o), 1

@@ -18,6 +18,7 @@ local REJECT = '1'
 -- of a session this sign-in replaces.
 local mine, replaced = load(sid, replace ~= '' and replace or zeros)
 if mine then return {STATUS_OK} end
+indexPrefetch()
 -- The sessions this sign-in ends on purpose, before the cap is counted:
 -- one it replaces (the user chose it at the cap, or it is this device's
 -- previous session), or every other ("this wasn't me", a password change).
