@@ -342,16 +342,19 @@ func indexIDs(ctx context.Context, c redis.Cmdable, k userKeys) ([]string, []int
 		if n <= smallMin {
 			return nil, nil, fmt.Errorf("large index of %d sessions", n)
 		}
-		ldw, xdw := idLen+dirCountLen+lEntryLen, idLen+dirCountLen+xEntryLen
+		// A directory entry keeps the sort key of its block's first entry:
+		// the seq, or the expiry and the seq.
+		lkw, xkw := seqLen, tsLen+seqLen
+		ldw, xdw := idLen+dirCountLen+lkw, idLen+dirCountLen+xkw
 		ldir, xdir := hdr[indexHeaderLen:indexHeaderLen+nl*ldw], hdr[indexHeaderLen+nl*ldw:]
 		if len(xdir)%xdw != 0 {
 			return nil, nil, fmt.Errorf("expiry directory of %d bytes", len(xdir))
 		}
 		for _, o := range []struct {
-			dir   string
-			dw, w int
-			into  *[]string
-		}{{ldir, ldw, lEntryLen, &l}, {xdir, xdw, xEntryLen, &x}} {
+			dir       string
+			dw, w, kw int
+			into      *[]string
+		}{{ldir, ldw, lEntryLen, lkw, &l}, {xdir, xdw, xEntryLen, xkw, &x}} {
 			for p := 0; p < len(o.dir); p += o.dw {
 				id := o.dir[p : p+idLen]
 				if n, _ := strconv.Atoi(id); n >= nextID {
@@ -362,7 +365,7 @@ func indexIDs(ctx context.Context, c redis.Cmdable, k userKeys) ([]string, []int
 				if err != nil {
 					return nil, nil, fmt.Errorf("block %s: %v", id, err)
 				}
-				if len(b) != cnt*o.w || cnt == 0 || cnt > blockMax || b[:o.w] != o.dir[p+idLen+dirCountLen:p+o.dw] {
+				if len(b) != cnt*o.w || cnt == 0 || cnt > blockMax || b[:o.kw] != o.dir[p+idLen+dirCountLen:p+o.dw] {
 					return nil, nil, fmt.Errorf("block %s (%d bytes) does not match its directory entry", id, len(b))
 				}
 				*o.into = append(*o.into, split(b, o.w)...)

@@ -57,10 +57,13 @@ end
 -- An order: while it fits one block (every small index, and a large one
 -- being built) its entries are the string one and it has no directory;
 -- otherwise dir, and blocks read or changed by ID.
-local function newOrder(w)
-  return {w = w, dw = ID_LEN + DIR_COUNT_LEN + w, one = '', dir = '', blocks = {}, dirty = {}, removed = {}}
+-- A directory keeps of each block's first entry only its sort key (kw
+-- bytes: the seq, or the expiry and the seq; seq is unique per user).
+local function newOrder(w, kw)
+  return {w = w, kw = kw, dw = ID_LEN + DIR_COUNT_LEN + kw, one = '', dir = '', blocks = {}, dirty = {}, removed = {}}
 end
-local byLogin, byExpiry = newOrder(L_ENTRY_LEN), newOrder(X_ENTRY_LEN)
+local byLogin, byExpiry = newOrder(L_ENTRY_LEN, SEQ_LEN), newOrder(X_ENTRY_LEN, TS_LEN + SEQ_LEN)
+local orders = {byLogin, byExpiry}
 local idxN = 0          -- live sessions in the index
 local nextID = 0        -- the next block ID
 local idxMode = ''      -- 'j' (small), 'k' (large) or '' (none), as read
@@ -78,9 +81,9 @@ local function dirID(o, i)
   return sub(o.dir, p, p + ID_LEN - 1)
 end
 local function dirFirst(o, i)
-  if o.one then return sub(o.one, 1, o.w) end
+  if o.one then return sub(o.one, 1, o.kw) end
   local p = (i - 1) * o.dw + ID_LEN + DIR_COUNT_LEN + 1
-  return sub(o.dir, p, p + o.w - 1)
+  return sub(o.dir, p, p + o.kw - 1)
 end
 
 -- Block i's entries, read once per call.
@@ -100,8 +103,8 @@ local function newID()
   return string.format(ID_FORMAT, nextID - 1)
 end
 
-local function dirEntry(id, b, w)
-  return id .. string.format(DIR_COUNT_FORMAT, #b / w) .. sub(b, 1, w)
+local function dirEntry(o, id, b)
+  return id .. string.format(DIR_COUNT_FORMAT, #b / o.w) .. sub(b, 1, o.kw)
 end
 
 -- Give an order that is one block a directory (it is about to grow past
@@ -112,7 +115,7 @@ local function unfold(o)
   if #o.one > 0 then
     local id = newID()
     o.blocks[id], o.dirty[id] = o.one, true
-    o.dir = dirEntry(id, o.one, o.w)
+    o.dir = dirEntry(o, id, o.one)
   end
   o.one = nil
 end
@@ -141,20 +144,21 @@ local function setBlock(o, i, b)
     local b1, b2, id2 = sub(b, 1, half), sub(b, half + 1), newID()
     o.blocks[id], o.dirty[id] = b1, true
     o.blocks[id2], o.dirty[id2] = b2, true
-    entry = dirEntry(id, b1, w) .. dirEntry(id2, b2, w)
+    entry = dirEntry(o, id, b1) .. dirEntry(o, id2, b2)
   else
     o.blocks[id], o.dirty[id] = b, true
-    entry = dirEntry(id, b, w)
+    entry = dirEntry(o, id, b)
   end
   o.dir = sub(o.dir, 1, p) .. entry .. sub(o.dir, p + o.dw + 1)
 end
 
 -- Read, in one HMGET, the blocks a sign-in needs of a large index: the
--- oldest and newest of the sign-in order, the latest of the expiry order.
+-- oldest and newest of both orders (the oldest session usually expires
+-- first, and the new one last).
 local function indexPrefetch()
   if byLogin.one then return end
   local want, orders = {}, {}
-  for _, w in ipairs({{byLogin, 1}, {byLogin, dirLen(byLogin)}, {byExpiry, dirLen(byExpiry)}}) do
+  for _, w in ipairs({{byLogin, 1}, {byLogin, dirLen(byLogin)}, {byExpiry, 1}, {byExpiry, dirLen(byExpiry)}}) do
     local o, i = w[1], w[2]
     if i > 0 then
       local id = dirID(o, i)
@@ -189,7 +193,7 @@ local function insert(o, k)
     else
       local id = newID()
       o.blocks[id], o.dirty[id] = k, true
-      o.dir = dirEntry(id, k, o.w)
+      o.dir = dirEntry(o, id, k)
     end
     idxDirty = true
     return
@@ -363,7 +367,9 @@ end
 -- Forget the index as read (rebuild() then adds what the records hold);
 -- the fields it had are left to the caller to remove.
 local function indexReset()
-  byLogin, byExpiry = newOrder(L_ENTRY_LEN), newOrder(X_ENTRY_LEN)
+  for _, o in ipairs(orders) do
+    o.one, o.dir, o.blocks, o.dirty, o.removed = '', '', {}, {}, {}
+  end
   idxN, nextID, idxMode, idxDirty = 0, 0, '', true
 end
 
@@ -372,11 +378,11 @@ end
 local function indexSave()
   if not idxDirty then return end
   local large = idxN > SMALL_MAX or (idxMode == 'k' and idxN > SMALL_MIN)
-  for _, o in ipairs({byLogin, byExpiry}) do
+  for _, o in ipairs(orders) do
     for id in pairs(o.removed) do dead[#dead + 1] = BLOCK_PREFIX .. id end
   end
   if large then
-    for _, o in ipairs({byLogin, byExpiry}) do
+    for _, o in ipairs(orders) do
       unfold(o)
       for id, b in pairs(o.blocks) do
         if o.dirty[id] then
@@ -393,7 +399,7 @@ local function indexSave()
   end
   -- Small, or none: the blocks a large index had go.
   local parts = {}
-  for _, o in ipairs({byLogin, byExpiry}) do
+  for _, o in ipairs(orders) do
     for i = 1, dirLen(o) do
       parts[#parts + 1] = block(o, i)
       if not o.one then dead[#dead + 1] = BLOCK_PREFIX .. dirID(o, i) end

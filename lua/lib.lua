@@ -113,7 +113,9 @@ end
 -- "no sessions", or they would escape the cap and every logout. HGETALL is
 -- bounded here: without an index the hash holds only what the index would
 -- list, plus at most MaxTombstones tombstones.
+local rebuilt = false
 local function rebuild()
+  rebuilt = true
   local all = redis.call('HGETALL', D)
   local tombed = {}
   for p = 1, #tix - ENTRY_LEN + 1, ENTRY_LEN do tombed[sub(tix, p, p + SID_LEN - 1)] = true end
@@ -271,7 +273,7 @@ local function done(mayShrink)
   end
   -- A field this call writes is not removed (a rebuilt index may reuse
   -- a block's name).
-  if #writes > 0 and #dead > 0 then
+  if rebuilt and #writes > 0 and #dead > 0 then
     local w, keep = {}, {}
     for k = 1, #writes, 2 do w[writes[k]] = true end
     for k = 1, #dead do

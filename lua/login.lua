@@ -16,7 +16,8 @@ local REJECT = '1'
 -- again; its evictions were reported to nobody, but they did happen once.
 -- The check rides on the HMGET that reads the index, as does the record
 -- of a session this sign-in replaces.
-local mine, replaced = load(sid, replace ~= '' and replace or zeros)
+local mine, replaced
+if replace ~= '' then mine, replaced = load(sid, replace) else mine = load(sid) end
 if mine then return {STATUS_OK} end
 indexPrefetch()
 -- The sessions this sign-in ends on purpose, before the cap is counted:
