@@ -16,6 +16,9 @@ type Engine struct {
 	// touched lets Validate skip the script when no touch is due.
 	touched *touchCache
 
+	// cached: Config.CachedValidate, on a client New checked (cache.go).
+	cached bool
+
 	// clock anchors time on Redis; nil when Config.Now was given.
 	clock *redisClock
 
@@ -46,7 +49,19 @@ func New(client redis.UniversalClient, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("%w: WaitReplicas needs a *redis.Client, failover client or *redis.ClusterClient, not %T",
 			ErrInvalidConfig, client)
 	}
-	e := &Engine{rdb: client, cfg: c, touched: newTouchCache(c.TouchCacheSize)}
+	e := &Engine{rdb: client, cfg: c, touched: newTouchCache(c.TouchCacheSize), cached: c.CachedValidate}
+	switch {
+	case c.CachedValidate && c.TouchCacheSize == NoTouchCache:
+		return nil, fmt.Errorf("%w: CachedValidate needs the touch cache (TouchCacheSize), which decides when Validate may read instead of running its script", ErrInvalidConfig)
+	case c.CachedValidate:
+		if err := checkCachedClient(client); err != nil {
+			return nil, err
+		}
+	case cachesReads(client):
+		// go-redis would answer the HGET from its cache, which a strict
+		// engine must not accept; the script is never cached.
+		e.touched = nil
+	}
 	if c.Now == nil {
 		e.clock = newRedisClock(client, c.ClockSync)
 	}

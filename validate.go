@@ -149,10 +149,24 @@ func (e *Engine) Validate(ctx context.Context, tokenStr string) (s *Session, err
 // never has to write.
 func (e *Engine) validateRead(ctx context.Context, v *validated, t token, now int64) (*Session, error) {
 	c := &v.call
-	cmd := redis.NewCmd(ctx, c.read()...)
-	cmd.SetFirstKeyPos(1)
-	_ = e.rdb.Process(ctx, cmd)
-	raw, err := cmd.Result()
+	var (
+		raw any
+		err error
+	)
+	if e.cached {
+		// A *StringCmd is what go-redis's cache decodes without a reader
+		// (applyCachedFast); the HGET is cached under its exact arguments
+		// and dropped when the user's hash changes (see cache.go).
+		cmd := redis.NewStringCmd(ctx, c.read()...)
+		cmd.SetFirstKeyPos(1)
+		_ = e.rdb.Process(ctx, cmd)
+		raw, err = cmd.Result()
+	} else {
+		cmd := redis.NewCmd(ctx, c.read()...)
+		cmd.SetFirstKeyPos(1)
+		_ = e.rdb.Process(ctx, cmd)
+		raw, err = cmd.Result()
+	}
 	e.afterError(err)
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrExpired
