@@ -3,6 +3,7 @@ package sessioncap
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -117,4 +118,86 @@ func cachesReads(client redis.UniversalClient) bool {
 	}
 	o := c.Options()
 	return o.Protocol != 2 && (o.ClientSideCacheConfig != nil || o.ClientSideCache != nil)
+}
+
+// fenceWindow is how long after this engine changed a user's sessions its
+// cached Validate of that user reads Redis instead of the cache. Redis
+// sends the invalidation before the write's reply, but on the connection
+// that read the record, which go-redis drains every 5 ms when idle: without
+// the fence, a Logout followed at once by a Validate on the same instance
+// could be answered from the copy the Logout has not yet invalidated.
+// Writes per user are rare (sign-ins, endings, saves), so the window costs
+// a few script calls per write.
+const fenceWindow = 100 * time.Millisecond
+
+// writeFence remembers, per user hash, when this engine last ran a script
+// that may have changed it (runOn: sign-in, endings, save, rotate,
+// listing). It is local read-your-writes, not a message to other
+// instances: they learn of the write from Redis's invalidation only.
+type writeFence struct {
+	shards   [touchShards]fenceShard
+	perShard int
+	now      func() time.Time // monotonic
+}
+
+type fenceShard struct {
+	mu sync.Mutex
+	m  map[string]time.Time
+}
+
+// newWriteFence holds about size users (at least one per shard); a full
+// shard forgets its expired entries first, then an arbitrary one.
+func newWriteFence(size int) *writeFence {
+	f := &writeFence{perShard: max(size/touchShards, 1), now: time.Now}
+	for i := range f.shards {
+		f.shards[i].m = make(map[string]time.Time)
+	}
+	return f
+}
+
+func (f *writeFence) shard(key string) *fenceShard {
+	// The user digest inside the key name is uniformly random; its last
+	// byte before "}:d" spreads the shards.
+	var b byte
+	if n := len(key); n >= 4 {
+		b = key[n-4]
+	}
+	return &f.shards[int(b)%touchShards]
+}
+
+// mark records that this engine just wrote key.
+func (f *writeFence) mark(key string) {
+	if f == nil {
+		return
+	}
+	now := f.now()
+	s := f.shard(key)
+	s.mu.Lock()
+	if _, ok := s.m[key]; !ok && len(s.m) >= f.perShard {
+		for k, at := range s.m {
+			if now.Sub(at) >= fenceWindow {
+				delete(s.m, k)
+			}
+		}
+		for k := range s.m {
+			if len(s.m) < f.perShard {
+				break
+			}
+			delete(s.m, k)
+		}
+	}
+	s.m[key] = now
+	s.mu.Unlock()
+}
+
+// recent reports whether this engine wrote key within fenceWindow.
+func (f *writeFence) recent(key string) bool {
+	if f == nil {
+		return false
+	}
+	s := f.shard(key)
+	s.mu.Lock()
+	at, ok := s.m[key]
+	s.mu.Unlock()
+	return ok && f.now().Sub(at) < fenceWindow
 }

@@ -16,8 +16,10 @@ type Engine struct {
 	// touched lets Validate skip the script when no touch is due.
 	touched *touchCache
 
-	// cached: Config.CachedValidate, on a client New checked (cache.go).
+	// cached: Config.CachedValidate, on a client New checked (cache.go);
+	// fence then remembers the users this engine just wrote (nil: off).
 	cached bool
+	fence  *writeFence
 
 	// clock anchors time on Redis; nil when Config.Now was given.
 	clock *redisClock
@@ -57,6 +59,7 @@ func New(client redis.UniversalClient, cfg Config) (*Engine, error) {
 		if err := checkCachedClient(client); err != nil {
 			return nil, err
 		}
+		e.fence = newWriteFence(c.TouchCacheSize)
 	case cachesReads(client):
 		// go-redis would answer the HGET from its cache, which a strict
 		// engine must not accept; the script is never cached.

@@ -120,7 +120,20 @@ func (e *Engine) Validate(ctx context.Context, tokenStr string) (s *Session, err
 	now := e.nowMS(ctx)
 	c.fill(e, t, now)
 	if seen, ok := e.touched.get(&t.sid); ok && now-seen < e.cfg.TouchInterval.Milliseconds() {
-		return e.validateRead(ctx, v, t, now)
+		if !e.cached {
+			return e.validateRead(ctx, v, t, now)
+		}
+		if !e.fence.recent(c.keys.data) {
+			s, err := e.validateRead(ctx, v, t, now)
+			if err == nil || errors.Is(err, ErrUnavailable) {
+				return s, err
+			}
+		}
+		// A cached copy may be older than a rotation, a save or a touch
+		// (made here or elsewhere), so the cache may only say yes: a
+		// refusal, and any read right after this engine changed the
+		// user's sessions, comes from Redis, by the script, which go-redis
+		// never caches.
 	}
 	raw, err := e.evalArgv(ctx, OpValidate, scriptValidate, c.script(e))
 	// A live session comes back as its bare record (see validate.lua), one
