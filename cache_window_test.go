@@ -277,7 +277,7 @@ func TestCacheLostInvalidationBoundedByMaxStaleness(t *testing.T) {
 		t.Fatal(err)
 	}
 	watcher, _ := cachedEngine(t, p.Addr(), Config{Now: clk.Now}, nil)
-	for round := range 3 {
+	for round := range 2 {
 		token := lostSession(t, ender, watcher, "u"+strconv.Itoa(round))
 		p.SetBlackhole(true)
 		if err := ender.Logout(ctx, token); err != nil {
@@ -333,7 +333,8 @@ func TestCacheFlushedOnFlushAll(t *testing.T) {
 // where the session is ended. The watcher must refuse the token within the
 // bound: its cached copies were fetched on connections to the dead server.
 func TestCacheFlushedOnFailover(t *testing.T) {
-	primary := cacheServer(t)
+	// No 5 s wait for more replicas before a diskless full sync.
+	primary := cacheServer(t, "--repl-diskless-sync-delay", "0")
 	replica := cacheServer(t, "--replicaof", "127.0.0.1", strconv.Itoa(primary.Port))
 	ctx := context.Background()
 	var target atomic.Pointer[string]
