@@ -51,9 +51,11 @@ const (
 //     session per second: at 20 Validates per second of one session, 5% of
 //     Validates. The same 1 s is what app instances' clocks agree within.
 //   - MaxEntries DefaultCacheEntries (65,536 records) and MaxMemoryBytes
-//     DefaultCacheBytes (64 MiB): go-redis's estimate is about 1 KB per
-//     cached session with the bench's metadata (docs/caching.md), so the
-//     entry cap binds first, at about 64 MiB.
+//     DefaultCacheBytes (64 MiB, by go-redis's estimate): with the bench's
+//     metadata go-redis estimates 557 bytes per cached session and the
+//     heap grows by about 1,150 (docs/caching.md), so the entry cap binds
+//     first, at about 36 MB estimated, 75 MB of heap. Records several
+//     times larger (big Values) reach the byte cap first.
 //   - DrainInterval left at go-redis's 5 ms: how often idle connections are
 //     checked for invalidations, so the usual window is a few ms.
 //

@@ -35,8 +35,10 @@ type Engine struct {
 }
 
 // New returns an Engine that uses client, which may be a *redis.Client, a
-// Sentinel-backed failover client or a *redis.ClusterClient. It validates cfg
-// and fills its defaults; it does no I/O.
+// Sentinel-backed failover client, a *redis.ClusterClient, or go-redis's
+// *redis.AutoPipeliner of any of them (which batches concurrent callers'
+// commands; see docs/caching.md). It validates cfg and fills its defaults;
+// it does no I/O.
 func New(client redis.UniversalClient, cfg Config) (*Engine, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil redis client", ErrInvalidConfig)

@@ -106,7 +106,9 @@ func (e *Engine) evalArgv(ctx context.Context, op Op, s *redis.Script, argv []an
 // and one command: a plain HGET of the record while the engine's touch cache
 // proves that no idle refresh is due, otherwise one script call that also
 // slides the idle timeout (at most once per TouchInterval). Both read the
-// master, never a replica. Errors: ErrInvalidToken (no Redis call made), ErrExpired,
+// master, never a replica. With Config.CachedValidate the HGET may be
+// answered by go-redis's client-side cache (cache.go); a refusal never is.
+// Errors: ErrInvalidToken (no Redis call made), ErrExpired,
 // ErrEvicted (*EvictedError), ErrRevoked (*RevokedError), ErrUnavailable.
 func (e *Engine) Validate(ctx context.Context, tokenStr string) (s *Session, err error) {
 	ctx, call := e.begin(ctx, OpValidate)
