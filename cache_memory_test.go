@@ -31,6 +31,9 @@ func (s *entrySpy) size(cacheKey string, redisKeys []string, value []byte) int64
 // session, by go-redis's estimate and by the heap's growth (the figure in
 // docs/caching.md), with the bench's session metadata.
 func TestCacheBytesPerSessionAndNoTokens(t *testing.T) {
+	if testing.Short() {
+		t.Skip("2,000 sessions, a memory figure: full tier")
+	}
 	srv := cacheServer(t)
 	ctx := context.Background()
 	plain := redis.NewClient(&redis.Options{Addr: srv.Addr()})

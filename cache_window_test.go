@@ -262,6 +262,9 @@ func TestCacheFlushedOnConnectionLoss(t *testing.T) {
 // the test checks the token is refused within the bound after the ending,
 // and logs how long the stale copy lived.
 func TestCacheLostInvalidationBoundedByMaxStaleness(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out MaxStaleness twice, 2 s")
+	}
 	srv := cacheServer(t)
 	ctx := context.Background()
 	p, err := faultproxy.New(srv.Addr())

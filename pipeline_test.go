@@ -97,7 +97,8 @@ func pipelineTargets(t *testing.T, cfg Config, f func(t *testing.T, e *Engine, a
 // and plain read), Save, Update, Rotate, Sessions, History, LogoutOthers,
 // Revoke, LogoutAll and Logout through the autopipeliner, each answer
 // checked, and every ending's error mapped to its type; then 32 goroutines
-// sign in and validate at once, and the hook sees them share batches.
+// sign in and validate 10 times each at once, and the hook sees them share
+// batches.
 func TestPipelinedEveryOperation(t *testing.T) {
 	pipelineTargets(t, Config{MaxSessions: 2, HistoryLimit: 100}, func(t *testing.T, e *Engine, ap *redis.AutoPipeliner, _ *redis.Client, h *batchCounter, _ *Stats) {
 		ctx := context.Background()
@@ -181,7 +182,7 @@ func TestPipelinedEveryOperation(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for i := range 20 {
+				for i := range 10 {
 					r, err := e.Login(ctx, fmt.Sprintf("c%d-%d", g, i), Meta{})
 					if err == nil {
 						_, err = e.Validate(ctx, r.Token)
@@ -199,14 +200,14 @@ func TestPipelinedEveryOperation(t *testing.T) {
 			t.Fatalf("concurrent Login/Validate: %v", err)
 		}
 		cmds, batches := h.batched.Load(), h.batches.Load()
-		t.Logf("1,280 concurrent calls: %d commands in %d pipelines (%.1f per pipeline), %d single commands in all",
+		t.Logf("640 concurrent calls: %d commands in %d pipelines (%.1f per pipeline), %d single commands in all",
 			cmds, batches, float64(cmds)/float64(max(batches, 1)), h.single.Load())
 		if ap.Config().FullDuplex {
 			// The full-duplex engine streams on one held connection and
 			// runs hooks per command, so the hook cannot see its batches.
 			return
 		}
-		if cmds < 1000 || batches*4 > cmds {
+		if cmds < 500 || batches*4 > cmds {
 			t.Fatalf("%d commands in %d pipelines: the engine did not run on the autopipeliner", cmds, batches)
 		}
 	})
@@ -278,6 +279,7 @@ func TestPipelinedRedisDownIsUnavailable(t *testing.T) {
 	report.Use(t, redistest.BackendMiniredis)
 	for _, m := range pipelineModes {
 		t.Run(m.name, func(t *testing.T) {
+			t.Parallel() // each waits out its own dial failures
 			mr := miniredis.RunT(t)
 			c := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
 			defer c.Close()
