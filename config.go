@@ -128,6 +128,21 @@ type Config struct {
 	// turns it off, so every Validate runs the validate script.
 	TouchCacheSize int
 
+	// CachedValidate lets Validate answer from go-redis's client-side cache
+	// when the session's record is cached and still valid by the engine's
+	// checks (expiry, idle, absolute), and read Redis otherwise. Every
+	// ending reaches every instance through Redis's invalidation messages
+	// (RESP3 CLIENT TRACKING): usually within milliseconds, never later
+	// than the cache's MaxStaleness (docs/caching.md has the measured
+	// window). It needs a standalone *redis.Client with Protocol 3 and
+	// Options.ClientSideCacheConfig set with a MaxStaleness between 1 ns
+	// and MaxCacheMaxStaleness (CacheConfig returns the measured defaults),
+	// and the touch cache; New refuses anything else with
+	// ErrCacheUnsupported. Default false (strict): every Validate reads
+	// Redis, and on a client with a cache the engine keeps Validate on its
+	// script, which go-redis never caches.
+	CachedValidate bool
+
 	// TombstoneTTL is how long an ended session stays readable as the reason
 	// it ended (EvictedError, RevokedError) before Validate reports
 	// ErrExpired instead. Default 24 hours, so a device that comes back the

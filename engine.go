@@ -16,6 +16,11 @@ type Engine struct {
 	// touched lets Validate skip the script when no touch is due.
 	touched *touchCache
 
+	// cached: Config.CachedValidate, on a client New checked (cache.go);
+	// fence then remembers the users this engine just wrote (nil: off).
+	cached bool
+	fence  *writeFence
+
 	// clock anchors time on Redis; nil when Config.Now was given.
 	clock *redisClock
 
@@ -30,8 +35,10 @@ type Engine struct {
 }
 
 // New returns an Engine that uses client, which may be a *redis.Client, a
-// Sentinel-backed failover client or a *redis.ClusterClient. It validates cfg
-// and fills its defaults; it does no I/O.
+// Sentinel-backed failover client, a *redis.ClusterClient, or go-redis's
+// *redis.AutoPipeliner of any of them (which batches concurrent callers'
+// commands; see docs/caching.md). It validates cfg and fills its defaults;
+// it does no I/O.
 func New(client redis.UniversalClient, cfg Config) (*Engine, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil redis client", ErrInvalidConfig)
@@ -46,7 +53,20 @@ func New(client redis.UniversalClient, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("%w: WaitReplicas needs a *redis.Client, failover client or *redis.ClusterClient, not %T",
 			ErrInvalidConfig, client)
 	}
-	e := &Engine{rdb: client, cfg: c, touched: newTouchCache(c.TouchCacheSize)}
+	e := &Engine{rdb: client, cfg: c, touched: newTouchCache(c.TouchCacheSize), cached: c.CachedValidate}
+	switch {
+	case c.CachedValidate && c.TouchCacheSize == NoTouchCache:
+		return nil, fmt.Errorf("%w: CachedValidate needs the touch cache (TouchCacheSize), which decides when Validate may read instead of running its script", ErrInvalidConfig)
+	case c.CachedValidate:
+		if err := checkCachedClient(client); err != nil {
+			return nil, err
+		}
+		e.fence = newWriteFence(c.TouchCacheSize)
+	case cachesReads(client):
+		// go-redis would answer the HGET from its cache, which a strict
+		// engine must not accept; the script is never cached.
+		e.touched = nil
+	}
 	if c.Now == nil {
 		e.clock = newRedisClock(client, c.ClockSync)
 	}

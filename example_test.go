@@ -102,3 +102,46 @@ func ExampleEngine_LogoutOthers() {
 	// signed out 2 other devices
 	// still signed in: phone
 }
+
+// Cached validation: Validate answers from go-redis's client-side cache,
+// and every ending reaches this instance through Redis's invalidation
+// within MaxStaleness at worst (docs/caching.md). It needs a real Redis
+// (RESP3 client tracking) and a standalone client, so this example is
+// compiled, not run.
+func ExampleCacheConfig() {
+	rdb := redis.NewClient(&redis.Options{
+		Addr:                  "localhost:6379",
+		Protocol:              3,
+		ClientSideCacheConfig: sessioncap.CacheConfig(), // MaxStaleness 1 s, 65,536 records
+	})
+	engine, err := sessioncap.New(rdb, sessioncap.Config{CachedValidate: true})
+	if errors.Is(err, sessioncap.ErrCacheUnsupported) {
+		panic(err) // a Cluster, Sentinel or RESP2 client, or a cache without MaxStaleness
+	}
+	_ = engine
+}
+
+// Auto-pipelining: go-redis's autopipeliner batches the commands of
+// concurrent callers into shared round trips; the engine takes it as the
+// client it is.
+func Example_autoPipeline() {
+	ctx := context.Background()
+	mr, _ := miniredis.Run()
+	defer mr.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+
+	ap, err := rdb.AutoPipeline() // or AutoPipelineWithOptions with FullDuplex
+	if err != nil {
+		panic(err)
+	}
+	engine, err := sessioncap.New(ap, sessioncap.Config{})
+	if err != nil {
+		panic(err)
+	}
+	res, _ := engine.Login(ctx, "alice", sessioncap.Meta{})
+	s, _ := engine.Validate(ctx, res.Token)
+	fmt.Println("signed in as", s.UserID)
+	// Output:
+	// signed in as alice
+}

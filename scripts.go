@@ -72,6 +72,7 @@ func (e *Engine) run(ctx context.Context, op Op, s *redis.Script, k userKeys, ar
 
 func (e *Engine) runOn(ctx context.Context, c redis.Scripter, op Op, s *redis.Script, k userKeys, args []any) ([]any, error) {
 	keys := k.list()
+	defer e.fence.mark(k.data)
 	v, err := s.EvalSha(ctx, c, keys, args...).Result()
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		e.observe(Observation{Op: op, Outcome: OutcomeScriptRetry})

@@ -106,7 +106,9 @@ func (e *Engine) evalArgv(ctx context.Context, op Op, s *redis.Script, argv []an
 // and one command: a plain HGET of the record while the engine's touch cache
 // proves that no idle refresh is due, otherwise one script call that also
 // slides the idle timeout (at most once per TouchInterval). Both read the
-// master, never a replica. Errors: ErrInvalidToken (no Redis call made), ErrExpired,
+// master, never a replica. With Config.CachedValidate the HGET may be
+// answered by go-redis's client-side cache (cache.go); a refusal never is.
+// Errors: ErrInvalidToken (no Redis call made), ErrExpired,
 // ErrEvicted (*EvictedError), ErrRevoked (*RevokedError), ErrUnavailable.
 func (e *Engine) Validate(ctx context.Context, tokenStr string) (s *Session, err error) {
 	ctx, call := e.begin(ctx, OpValidate)
@@ -120,7 +122,20 @@ func (e *Engine) Validate(ctx context.Context, tokenStr string) (s *Session, err
 	now := e.nowMS(ctx)
 	c.fill(e, t, now)
 	if seen, ok := e.touched.get(&t.sid); ok && now-seen < e.cfg.TouchInterval.Milliseconds() {
-		return e.validateRead(ctx, v, t, now)
+		if !e.cached {
+			return e.validateRead(ctx, v, t, now)
+		}
+		if !e.fence.recent(c.keys.data) {
+			s, err := e.validateRead(ctx, v, t, now)
+			if err == nil || errors.Is(err, ErrUnavailable) {
+				return s, err
+			}
+		}
+		// A cached copy may be older than a rotation, a save or a touch
+		// (made here or elsewhere), so the cache may only say yes: a
+		// refusal, and any read right after this engine changed the
+		// user's sessions, comes from Redis, by the script, which go-redis
+		// never caches.
 	}
 	raw, err := e.evalArgv(ctx, OpValidate, scriptValidate, c.script(e))
 	// A live session comes back as its bare record (see validate.lua), one
@@ -149,10 +164,24 @@ func (e *Engine) Validate(ctx context.Context, tokenStr string) (s *Session, err
 // never has to write.
 func (e *Engine) validateRead(ctx context.Context, v *validated, t token, now int64) (*Session, error) {
 	c := &v.call
-	cmd := redis.NewCmd(ctx, c.read()...)
-	cmd.SetFirstKeyPos(1)
-	_ = e.rdb.Process(ctx, cmd)
-	raw, err := cmd.Result()
+	var (
+		raw any
+		err error
+	)
+	if e.cached {
+		// A *StringCmd is what go-redis's cache decodes without a reader
+		// (applyCachedFast); the HGET is cached under its exact arguments
+		// and dropped when the user's hash changes (see cache.go).
+		cmd := redis.NewStringCmd(ctx, c.read()...)
+		cmd.SetFirstKeyPos(1)
+		_ = e.rdb.Process(ctx, cmd)
+		raw, err = cmd.Result()
+	} else {
+		cmd := redis.NewCmd(ctx, c.read()...)
+		cmd.SetFirstKeyPos(1)
+		_ = e.rdb.Process(ctx, cmd)
+		raw, err = cmd.Result()
+	}
 	e.afterError(err)
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrExpired

@@ -27,6 +27,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sessioncap/sessioncap"
 	"github.com/sessioncap/sessioncap/internal/redistest"
 )
 
@@ -154,8 +155,14 @@ func run(o options) error {
 		return err
 	}
 	env := &env{clients: map[string]*redis.Client{}, counts: map[string]*counter{}}
-	for _, g := range []string{"raw", "sessioncap", "scs", "naive"} {
-		c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 256, MinIdleConns: 64})
+	for _, g := range []string{"raw", "sessioncap", "scs", "naive", "cached", "pipelined"} {
+		o := &redis.Options{Addr: addr, PoolSize: 256, MinIdleConns: 64}
+		if g == "cached" {
+			// go-redis's client-side cache as sessioncap.CacheConfig sizes
+			// it (MaxStaleness 1 s), for Config.CachedValidate.
+			o.Protocol, o.ClientSideCacheConfig = 3, sessioncap.CacheConfig()
+		}
+		c := redis.NewClient(o)
 		defer c.Close()
 		cnt := &counter{}
 		c.AddHook(cnt)
@@ -265,6 +272,7 @@ type cell struct {
 	RunPerOp    float64 `json:"commands_run_per_op"`  // server: total_commands_processed, inner script calls included
 	CPUusPerOp  float64 `json:"server_cpu_us_per_op"` // used_cpu_sys+user delta
 	ScriptUs    float64 `json:"script_usec_per_call"` // evalsha usec_per_call, sessioncap rows
+	CacheHits   float64 `json:"cache_hits_per_op"`    // go-redis client-side cache hits per op, cached rows
 	FirstError  string  `json:"first_error,omitempty"`
 }
 
@@ -320,8 +328,10 @@ func measure(ctx context.Context, ctl *redis.Client, env *env, w workload, c int
 		return cell{}, err
 	}
 	c0, t0 := cnt.cmds.Load(), cnt.trips.Load()
+	h0 := env.clients[w.group].CSCStats().Hits
 	res := drive(ctx, op, c, o.duration, 1<<30)
 	c1, t1 := cnt.cmds.Load(), cnt.trips.Load()
+	h1 := env.clients[w.group].CSCStats().Hits
 	after, err := info(ctx, ctl)
 	if err != nil {
 		return cell{}, err
@@ -341,6 +351,7 @@ func measure(ctx context.Context, ctl *redis.Client, env *env, w workload, c int
 	out.ClientTrips = float64(t1-t0) / n
 	out.CPUusPerOp = (after.cpuSec - before.cpuSec) * 1e6 / n
 	out.ScriptUs = scriptUsec(before, after)
+	out.CacheHits = float64(h1-h0) / n
 	if res.errors > 0 {
 		fmt.Fprintf(os.Stderr, "bench:   %d errors, first: %s\n", res.errors, res.firstErr)
 	}

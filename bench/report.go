@@ -103,6 +103,32 @@ func (rep *report) computeRatios() {
 		// For scale: what a Validate that runs the script (no touch cache)
 		// would score.
 		opsRatio(fmt.Sprintf("Validate, script / raw GET, c=%d", c), "(none)", "sessioncap Validate, script", "raw GET (floor)", c)
+		opsRatio(fmt.Sprintf("Validate, cached / raw GET, c=%d", c), "≥ 5 at c=16", "sessioncap Validate, cached", "raw GET (floor)", c)
+		opsRatio(fmt.Sprintf("Validate, autopipelined / raw GET, c=%d", c), "≥ 1.5", "sessioncap Validate, autopipelined", "raw GET (floor)", c)
+		opsRatio(fmt.Sprintf("Login cap 1, autopipelined / Login cap 1, c=%d", c), "≥ 1.5 at c=64", "sessioncap Login cap 1, autopipelined", "sessioncap Login cap 1", c)
+	}
+	// The cached Validate's own targets: latency, and Redis commands per
+	// call (the server's count, misses and refreshes included).
+	if r := rep.row("sessioncap Validate, cached"); r != nil {
+		for _, c := range rep.Concurrency {
+			if c != 16 {
+				continue
+			}
+			var p50 []float64
+			for _, cl := range r.Cells[c] {
+				p50 = append(p50, cl.P50us)
+			}
+			s := summarize(p50)
+			rep.Ratios = append(rep.Ratios, ratio{"Validate, cached: p50 µs, c=16", "< 10", p50, s.med, s.lo, s.hi})
+		}
+		var run []float64
+		for _, c := range rep.Concurrency {
+			for _, cl := range r.Cells[c] {
+				run = append(run, cl.RunPerOp)
+			}
+		}
+		s := summarize(run)
+		rep.Ratios = append(rep.Ratios, ratio{"Validate, cached: Redis commands per call (all cells)", "≤ 0.05", run, s.med, s.lo, s.hi})
 	}
 	for _, c := range rep.Concurrency {
 		if c != 16 {
@@ -153,8 +179,8 @@ func (rep *report) write(w io.Writer, o options) error {
 		fmt.Fprintf(&b, "Redis %s, %s, %d CPUs shared by client and server; %d run(s) of %.1fs per cell; %d users per cell; record %d bytes.\n",
 			rep.Redis, rep.GoVersion, rep.CPUs, rep.Runs, rep.CellSeconds, rep.Users, rep.RecordBytes)
 		b.WriteString("Figures are medians, with min–max over runs in brackets.\n\n")
-		b.WriteString("| operation | c | ops/s | p50 µs | p99 µs | trips/op | cmds sent/op | cmds run/op | server CPU µs/op | script µs/call |\n")
-		b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+		b.WriteString("| operation | c | ops/s | p50 µs | p99 µs | trips/op | cmds sent/op | cmds run/op | local cache hits/op | server CPU µs/op | script µs/call |\n")
+		b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 		for _, kind := range []string{"validate", "login"} {
 			for _, c := range rep.Concurrency {
 				for _, r := range rep.Rows {
@@ -164,16 +190,21 @@ func (rep *report) write(w io.Writer, o options) error {
 					script := "–"
 					// A Validate the touch cache turned into an HGET runs no
 					// script at all: "–", not 0.
-					if us := r.field(c, func(x cell) float64 { return x.ScriptUs }); r.Group == "sessioncap" && us.hi > 0 {
+					if us := r.field(c, func(x cell) float64 { return x.ScriptUs }); us.hi > 0 {
 						script = fmtRange(us, "%.1f")
 					}
-					fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %.2f | %.2f | %.2f | %s | %s |\n", r.Name, c,
+					hits := "–"
+					if h := r.field(c, func(x cell) float64 { return x.CacheHits }); h.hi > 0 {
+						hits = fmt.Sprintf("%.3f", h.med)
+					}
+					fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %.2f | %.2f | %.3f | %s | %s | %s |\n", r.Name, c,
 						fmtK(r.field(c, func(x cell) float64 { return x.OpsPerSec })),
 						fmtRange(r.field(c, func(x cell) float64 { return x.P50us }), "%.0f"),
 						fmtRange(r.field(c, func(x cell) float64 { return x.P99us }), "%.0f"),
 						r.field(c, func(x cell) float64 { return x.TripsPerOp }).med,
 						r.field(c, func(x cell) float64 { return x.SentPerOp }).med,
 						r.field(c, func(x cell) float64 { return x.RunPerOp }).med,
+						hits,
 						fmtRange(r.field(c, func(x cell) float64 { return x.CPUusPerOp }), "%.1f"),
 						script)
 				}
