@@ -30,6 +30,12 @@ var (
 	luaSessions string
 )
 
+// luaIndexModule is index.lua wrapped in a function, for validate.lua:
+// only its refresh path uses the index, and a script pays for every
+// function it defines on every call.
+var luaIndexModule = "local function indexModule()\n" + luaIndex +
+	"\nreturn {load = indexLoad, move = indexMove, save = indexSave, writes = writes, dead = dead}\nend\n"
+
 // The scripts, compiled once. Each is the protocol's names (protocol.lua),
 // the live index (index.lua), the shared prelude (lib.lua) and its own
 // body, so helpers like pruning live in one place; validate, the hot path,
@@ -37,7 +43,7 @@ var (
 var (
 	luaPrelude     = luaProtocol + luaIndex + luaLib
 	scriptLogin    = redis.NewScript(luaPrelude + luaLogin)
-	scriptValidate = redis.NewScript(luaProtocol + luaIndex + luaValidate)
+	scriptValidate = redis.NewScript(luaProtocol + luaIndexModule + luaValidate)
 	scriptSave     = redis.NewScript(luaPrelude + luaSave)
 	scriptRotate   = redis.NewScript(luaPrelude + luaRotate)
 	scriptEnd      = redis.NewScript(luaPrelude + luaEnd)
