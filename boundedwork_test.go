@@ -124,6 +124,17 @@ func TestLoginScriptTimeAtTheCeiling(t *testing.T) {
 	if n := liveCount(t, e, "big"); n != DefaultSessionCeiling {
 		t.Fatalf("%d live sessions after the rounds, want %d", n, DefaultSessionCeiling)
 	}
+	// What a user at the ceiling costs (the README's worst case).
+	k := e.keysOf("big")
+	var total int64
+	for _, key := range []string{k.data, k.hist} {
+		n, err := rdb.MemoryUsage(ctx, key, 0).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += n
+	}
+	t.Logf("a user at the ceiling (%d sessions, HistoryLimit 10) holds %d bytes (MEMORY USAGE ... SAMPLES 0)", DefaultSessionCeiling, total)
 }
 
 // BenchmarkValidateWhileOneAccountSignsIn: another user's Validate while
