@@ -320,14 +320,7 @@ func TestCacheFlushedOnFlushAll(t *testing.T) {
 	if err := ctl.FlushAll(context.Background()).Err(); err != nil {
 		t.Fatal(err)
 	}
-	var worst time.Duration
-	for _, token := range tokens {
-		el, err := waitRefused(t, watcher, token, staleBound)
-		if !errors.Is(err, ErrExpired) {
-			t.Fatalf("after FLUSHALL: %v, want ErrExpired", err)
-		}
-		worst = max(worst, el)
-	}
+	worst := worstRefusal(t, watcher, tokens, "after FLUSHALL", func(err error) bool { return errors.Is(err, ErrExpired) })
 	t.Logf("after FLUSHALL, 20 cached sessions refused within %v", worst.Round(time.Microsecond))
 }
 
@@ -385,14 +378,7 @@ func TestCacheFlushedOnFailover(t *testing.T) {
 	if _, err := newPrimary.LogoutAll(ctx, "u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9"); err != nil {
 		t.Fatal(err)
 	}
-	var worst time.Duration
-	for i, token := range tokens[:10] {
-		el, err := waitRefused(t, watcher, token, staleBound)
-		if errors.Is(err, ErrUnavailable) {
-			t.Fatalf("session %d: %v", i, err)
-		}
-		worst = max(worst, el)
-	}
+	worst := worstRefusal(t, watcher, tokens[:10], "after the failover", func(err error) bool { return !errors.Is(err, ErrUnavailable) })
 	// The other ten were not ended: they must still be valid on the new primary.
 	for _, token := range tokens[10:] {
 		if _, err := watcher.Validate(ctx, token); err != nil {
@@ -437,13 +423,22 @@ func TestCacheFlushedOnTrackingTableOverflow(t *testing.T) {
 	if _, err := ender.LogoutAll(ctx, users...); err != nil {
 		t.Fatal(err)
 	}
+	worst := worstRefusal(t, watcher, tokens, "ended elsewhere", func(err error) bool { return errors.Is(err, ErrRevoked) })
+	t.Logf("50 sessions ended elsewhere, all refused within %v", worst.Round(time.Microsecond))
+}
+
+// worstRefusal waits, within staleBound, until e refuses each token, fails
+// the test if a refusal's error is not what ok accepts, and returns the
+// longest wait.
+func worstRefusal(t testing.TB, e *Engine, tokens []string, what string, ok func(error) bool) time.Duration {
+	t.Helper()
 	var worst time.Duration
-	for _, token := range tokens {
-		el, err := waitRefused(t, watcher, token, staleBound)
-		if !errors.Is(err, ErrRevoked) {
-			t.Fatalf("refused with %v, want ErrRevoked", err)
+	for i, token := range tokens {
+		el, err := waitRefused(t, e, token, staleBound)
+		if !ok(err) {
+			t.Fatalf("%s: session %d refused with %v", what, i, err)
 		}
 		worst = max(worst, el)
 	}
-	t.Logf("50 sessions ended elsewhere, all refused within %v", worst.Round(time.Microsecond))
+	return worst
 }
