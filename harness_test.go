@@ -320,6 +320,7 @@ func indexIDs(ctx context.Context, c redis.Cmdable, k userKeys) ([]string, []int
 		return nil, nil, err
 	}
 	var l, x []string
+	listed := map[string]bool{} // block fields the directories list
 	switch {
 	case f[0] != nil && f[1] != nil:
 		return nil, nil, fmt.Errorf("both a small and a large index")
@@ -357,6 +358,7 @@ func indexIDs(ctx context.Context, c redis.Cmdable, k userKeys) ([]string, []int
 		}{{ldir, ldw, lEntryLen, lkw, &l}, {xdir, xdw, xEntryLen, xkw, &x}} {
 			for p := 0; p < len(o.dir); p += o.dw {
 				id := o.dir[p : p+idLen]
+				listed[blockPrefix+id] = true
 				if n, _ := strconv.Atoi(id); n >= nextID {
 					return nil, nil, fmt.Errorf("block %s at or past the next ID %d", id, nextID)
 				}
@@ -374,7 +376,18 @@ func indexIDs(ctx context.Context, c redis.Cmdable, k userKeys) ([]string, []int
 		if len(l) != n {
 			return nil, nil, fmt.Errorf("header says %d sessions, blocks hold %d", n, len(l))
 		}
-	default:
+	}
+	// No block is left behind that no directory lists.
+	fields, err := c.HKeys(ctx, k.data).Result()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, f := range fields {
+		if len(f) == len(blockPrefix)+idLen && strings.HasPrefix(f, blockPrefix) && !listed[f] {
+			return nil, nil, fmt.Errorf("block field %q is in no directory", f)
+		}
+	}
+	if f[0] == nil && f[1] == nil {
 		return nil, nil, nil
 	}
 	if !slices.IsSorted(l) || !slices.IsSorted(x) {

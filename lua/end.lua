@@ -97,7 +97,7 @@ for k = 1, #victims do
   end
 end
 if mode == MODE_LOGOUT_ALL then
-  local c = redis.call('HGET', D, 'c') or ''
+  local c = cField or ''
   local total = #ended - 1
   if sub(c, 1, #callID) == callID then total = total + (tonumber(sub(c, #callID + 1)) or 0) end
   -- {STATUS_OK, total so far, more to do (1/0), ended IDs...}

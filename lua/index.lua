@@ -67,6 +67,7 @@ local orders = {byLogin, byExpiry}
 local idxN = 0          -- live sessions in the index
 local nextID = 0        -- the next block ID
 local idxMode = ''      -- 'j' (small), 'k' (large) or '' (none), as read
+local idxHas = {}       -- which of 'j' and 'k' exist, as read (indexSave removes the one it does not write)
 local idxDirty = false  -- whether the index changed
 
 local function dirLen(o)
@@ -157,14 +158,14 @@ end
 -- first, and the new one last).
 local function indexPrefetch()
   if byLogin.one then return end
-  local want, orders = {}, {}
+  local want, owner = {}, {}
   for _, w in ipairs({{byLogin, 1}, {byLogin, dirLen(byLogin)}, {byExpiry, 1}, {byExpiry, dirLen(byExpiry)}}) do
     local o, i = w[1], w[2]
     if i > 0 then
       local id = dirID(o, i)
-      if not o.blocks[id] and not orders[id] then
+      if not o.blocks[id] and not owner[id] then
         want[#want + 1] = BLOCK_PREFIX .. id
-        orders[id] = o
+        owner[id] = o
       end
     end
   end
@@ -172,7 +173,7 @@ local function indexPrefetch()
   local got = redis.call('HMGET', D, unpack(want))
   for k = 1, #want do
     local id = sub(want[k], #BLOCK_PREFIX + 1)
-    orders[id].blocks[id] = got[k] or ''
+    owner[id].blocks[id] = got[k] or ''
   end
 end
 
@@ -336,6 +337,7 @@ end
 -- Read the index from the values of 'j' and 'k'. False if what is there
 -- cannot be read (the caller rebuilds it from the records).
 local function indexLoad(j, k)
+  idxHas.j, idxHas.k = j ~= nil, k ~= nil
   if k then
     local n, nl = tonumber(sub(k, ID_LEN + 1, ID_LEN + COUNT_LEN)), tonumber(sub(k, ID_LEN + COUNT_LEN + 1, HEADER_LEN))
     nextID = tonumber(sub(k, 1, ID_LEN))
@@ -365,7 +367,7 @@ local function indexFields()
 end
 
 -- Forget the index as read (rebuild() then adds what the records hold);
--- the fields it had are left to the caller to remove.
+-- the blocks it had are left to the caller to remove.
 local function indexReset()
   for _, o in ipairs(orders) do
     o.one, o.dir, o.blocks, o.dirty, o.removed = '', '', {}, {}, {}
@@ -394,7 +396,7 @@ local function indexSave()
     writes[#writes + 1] = 'k'
     writes[#writes + 1] = string.format(ID_FORMAT, nextID) .. string.format(COUNT_FORMAT, idxN) ..
       string.format(DIR_COUNT_FORMAT, dirLen(byLogin)) .. byLogin.dir .. byExpiry.dir
-    if idxMode == 'j' then dead[#dead + 1] = 'j' end
+    if idxHas.j then dead[#dead + 1] = 'j' end
     return
   end
   -- Small, or none: the blocks a large index had go.
@@ -408,8 +410,8 @@ local function indexSave()
   if idxN > 0 then
     writes[#writes + 1] = 'j'
     writes[#writes + 1] = table.concat(parts)
-    if idxMode == 'k' then dead[#dead + 1] = 'k' end
-  elseif idxMode ~= '' then
-    dead[#dead + 1] = idxMode
+  elseif idxHas.j then
+    dead[#dead + 1] = 'j'
   end
+  if idxHas.k then dead[#dead + 1] = 'k' end
 end

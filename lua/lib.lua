@@ -93,7 +93,9 @@ end
 -- it. Redis deletes an emptied key by itself, so there is never a DEL.
 local tix = ''    -- the tombstone index as read
 local tRead, tDamaged = false, false -- whether 't' existed, and was not whole entries
-local tombs = {}  -- tombstone entries this call adds
+local tombs = {}  -- tombstone index entries this call adds
+local tombRecs = {} -- and the tombstones themselves, written by done()
+local cField      -- field 'c' as read (LogoutAll's running count), or false
 local tombEntry   -- the expiry part of those, built once
 local endedHere = {} -- sessions this call ended (finish), for an out-of-memory ending
 
@@ -113,13 +115,12 @@ end
 -- "no sessions", or they would escape the cap and every logout. HGETALL is
 -- bounded here: without an index the hash holds only what the index would
 -- list, plus at most MaxTombstones tombstones.
-local rebuilt = false
 local function rebuild()
-  rebuilt = true
   local all = redis.call('HGETALL', D)
   local tombed = {}
   for p = 1, #tix - ENTRY_LEN + 1, ENTRY_LEN do tombed[sub(tix, p, p + SID_LEN - 1)] = true end
   local ls = {}
+  local maxID = 0
   indexReset()
   for k = 1, #all, 2 do
     local f, r = all[k], all[k + 1]
@@ -133,12 +134,17 @@ local function rebuild()
         -- read, so it counts as gone, and goes.
         dead[#dead + 1] = f
       end
-    elseif f ~= 't' and f ~= 'c' then
-      -- The index's own fields ('j', 'k', blocks) and anything foreign;
-      -- done() keeps those the new index writes.
+    elseif f ~= 't' and f ~= 'c' and f ~= 'j' and f ~= 'k' then
+      -- Blocks of the old index and anything foreign. The new index
+      -- numbers its blocks past every old one, so none is rewritten, and
+      -- indexSave() replaces or removes 'j' and 'k' itself.
       dead[#dead + 1] = f
+      if sub(f, 1, #BLOCK_PREFIX) == BLOCK_PREFIX and #f == #BLOCK_PREFIX + ID_LEN then
+        maxID = math.max(maxID, (tonumber(sub(f, #BLOCK_PREFIX + 1)) or 0) + 1)
+      end
     end
   end
+  nextID = maxID
   table.sort(ls, function(a, b)
     if a[2] ~= b[2] then return a[2] < b[2] end
     return a[1] < b[1]
@@ -154,6 +160,7 @@ local function load(...)
   local r = redis.call('HMGET', D, 'j', 'k', 't', 'c', ...)
   tix = r[3] or ''
   tRead = r[3] ~= false
+  cField = r[4]
   if #tix % ENTRY_LEN ~= 0 or (tRead and #tix == 0) then
     -- Damaged: the tombstones it listed are dropped by rebuild() below.
     tix, tDamaged = '', true
@@ -196,8 +203,7 @@ end
 -- of its token only, until the tombstone TTL passes, and it leaves the live
 -- index.
 local function finish(sid, r, code, tail, by)
-  writes[#writes + 1] = sid
-  writes[#writes + 1] = code .. sub(r, DIGEST_FROM, DIGEST_TO) .. tail
+  tombRecs[#tombRecs + 1] = code .. sub(r, DIGEST_FROM, DIGEST_TO) .. tail
   if not tombEntry then tombEntry = string.format(TS_FORMAT, now + tonumber(tombTTL)) end
   tombs[#tombs + 1] = sid .. tombEntry
   endedHere[#endedHere + 1] = sid
@@ -254,32 +260,16 @@ local function done(mayShrink)
   elseif n >= ENTRY_LEN then
     maxTomb = tonumber(sub(tix, -TS_LEN)) or 0
   end
-  -- The records of this call's endings beyond maxTombs go instead of
+  -- This call's endings beyond maxTombs lose their records instead of
   -- becoming tombstones.
-  if skip > 0 then
-    local drop, w = {}, {}
-    for k = 1, skip do
-      local s = sub(tombs[k], 1, SID_LEN)
-      drop[s] = true
+  for k = 1, #tombs do
+    local s = sub(tombs[k], 1, SID_LEN)
+    if k <= skip then
       dead[#dead + 1] = s
+    else
+      writes[#writes + 1] = s
+      writes[#writes + 1] = tombRecs[k]
     end
-    for k = 1, #writes, 2 do
-      if not drop[writes[k]] then
-        w[#w + 1] = writes[k]
-        w[#w + 1] = writes[k + 1]
-      end
-    end
-    writes = w
-  end
-  -- A field this call writes is not removed (a rebuilt index may reuse
-  -- a block's name).
-  if rebuilt and #writes > 0 and #dead > 0 then
-    local w, keep = {}, {}
-    for k = 1, #writes, 2 do w[writes[k]] = true end
-    for k = 1, #dead do
-      if not w[dead[k]] then keep[#keep + 1] = dead[k] end
-    end
-    dead = keep
   end
   if #writes > 0 then
     local first = redis.pcall('HSET', D, unpack(writes, 1, math.min(200, #writes)))
