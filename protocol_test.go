@@ -74,15 +74,10 @@ var luaTwins = map[string]any{
 	"MODE_LOGOUT_ALL":    modeLogoutAll,
 }
 
-var (
-	// local NAME[, NAME...] = value[, value...]  -- comment
-	luaConstLine = regexp.MustCompile(`^local ([A-Z][A-Z0-9_]+(?:\s*,\s*[A-Z][A-Z0-9_]+)*)\s*=\s*(.+?)\s*(?:--.*)?$`)
-	luaValue     = regexp.MustCompile(`^(?:(-?\d+)|'([^']*)')$`)
-	// What a named constant replaces: a record kind or code compared as a
-	// number, and a record field sliced at literal offsets (the first byte,
-	// sub(r, 1, 1), is the kind and needs no name).
-	luaMagic = regexp.MustCompile(`byte\([^)]*\)\s*[~=]=\s*\d|sub\([^,()]+,\s*\d+\s*(?:,\s*\d+\s*)?\)|'%0\d+d'`)
-)
+// What a named constant replaces: a record kind or code compared as a
+// number, and a record field sliced at literal offsets (the first byte,
+// sub(r, 1, 1), is the kind and needs no name).
+var luaMagic = regexp.MustCompile(`byte\([^)]*\)\s*[~=]=\s*\d|sub\([^,()]+,\s*\d+\s*(?:,\s*\d+\s*)?\)|'%0\d+d'`)
 
 // luaConstants reads every upper-case local of the scripts, and fails on
 // one defined twice: each has one home.

@@ -36,18 +36,18 @@ var (
 var luaIndexModule = "local function indexModule()\n" + luaIndex +
 	"\nreturn {load = indexLoad, move = indexMove, save = indexSave, writes = writes, dead = dead}\nend\n"
 
-// The scripts, compiled once. Each is the protocol's names (protocol.lua),
-// the live index (index.lua), the shared prelude (lib.lua) and its own
-// body, so helpers like pruning live in one place; validate, the hot path,
-// takes the names and the index only.
+// The scripts, compiled once. Each is the live index (index.lua), the
+// shared prelude (lib.lua) and its own body, so helpers like pruning live
+// in one place, with the protocol's values (protocol.lua) inlined (see
+// luainline.go); validate, the hot path, takes the index only.
 var (
-	luaPrelude     = luaProtocol + luaIndex + luaLib
-	scriptLogin    = redis.NewScript(luaPrelude + luaLogin)
-	scriptValidate = redis.NewScript(luaProtocol + luaIndexModule + luaValidate)
-	scriptSave     = redis.NewScript(luaPrelude + luaSave)
-	scriptRotate   = redis.NewScript(luaPrelude + luaRotate)
-	scriptEnd      = redis.NewScript(luaPrelude + luaEnd)
-	scriptSessions = redis.NewScript(luaPrelude + luaSessions)
+	luaPrelude     = luaIndex + luaLib
+	scriptLogin    = redis.NewScript(script(luaPrelude, luaLogin))
+	scriptValidate = redis.NewScript(script(luaIndexModule, luaValidate))
+	scriptSave     = redis.NewScript(script(luaPrelude, luaSave))
+	scriptRotate   = redis.NewScript(script(luaPrelude, luaRotate))
+	scriptEnd      = redis.NewScript(script(luaPrelude, luaEnd))
+	scriptSessions = redis.NewScript(script(luaPrelude, luaSessions))
 )
 
 // The statuses that start a script's array reply (STATUS_* in
