@@ -155,7 +155,7 @@ func run(o options) error {
 		return err
 	}
 	env := &env{clients: map[string]*redis.Client{}, counts: map[string]*counter{}}
-	for _, g := range []string{"raw", "sessioncap", "scs", "naive", "cached", "pipelined"} {
+	for _, g := range []string{"raw", "sessioncap", "scs", "naive", "cached", "pipelined", "duplex"} {
 		o := &redis.Options{Addr: addr, PoolSize: 256, MinIdleConns: 64}
 		if g == "cached" {
 			// go-redis's client-side cache as sessioncap.CacheConfig sizes

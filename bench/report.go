@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -105,7 +106,9 @@ func (rep *report) computeRatios() {
 		opsRatio(fmt.Sprintf("Validate, script / raw GET, c=%d", c), "(none)", "sessioncap Validate, script", "raw GET (floor)", c)
 		opsRatio(fmt.Sprintf("Validate, cached / raw GET, c=%d", c), "≥ 5 at c=16", "sessioncap Validate, cached", "raw GET (floor)", c)
 		opsRatio(fmt.Sprintf("Validate, autopipelined / raw GET, c=%d", c), "≥ 1.5", "sessioncap Validate, autopipelined", "raw GET (floor)", c)
+		opsRatio(fmt.Sprintf("Validate, autopipelined, full duplex / raw GET, c=%d", c), "≥ 1.5", "sessioncap Validate, autopipelined, full duplex", "raw GET (floor)", c)
 		opsRatio(fmt.Sprintf("Login cap 1, autopipelined / Login cap 1, c=%d", c), "≥ 1.5 at c=64", "sessioncap Login cap 1, autopipelined", "sessioncap Login cap 1", c)
+		opsRatio(fmt.Sprintf("Login cap 1, autopipelined, full duplex / Login cap 1, c=%d", c), "≥ 1.5 at c=64", "sessioncap Login cap 1, autopipelined, full duplex", "sessioncap Login cap 1", c)
 	}
 	// The cached Validate's own targets: latency, and Redis commands per
 	// call (the server's count, misses and refreshes included).
@@ -238,15 +241,16 @@ func (rep *report) write(w io.Writer, o options) error {
 // and login side by side. Hand-written so the bench needs no plotting
 // library.
 func (rep *report) svg() string {
-	const W, H, pad, panelW = 980, 470, 60, 420
-	colors := map[string]string{"raw": "#888888", "sessioncap": "#1f77b4", "scs": "#2ca02c", "naive": "#d62728"}
+	const W, H, pad, panelW = 980, 560, 60, 420
+	colors := map[string]string{"raw": "#888888", "sessioncap": "#1f77b4", "scs": "#2ca02c", "naive": "#d62728",
+		"cached": "#9467bd", "pipelined": "#ff7f0e", "duplex": "#8c564b"}
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", W, H)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", W, H)
 	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="14">sessioncap vs floor and peers: median ops/s by client concurrency (Redis %s, %d runs × %.1fs)</text>`+"\n", pad, rep.Redis, rep.Runs, rep.CellSeconds)
 	for p, kind := range []string{"validate", "login"} {
 		x0 := pad + p*(panelW+pad)
-		y0, y1 := 50, H-130
+		y0, y1 := 50, H-220
 		maxV := 1.0
 		for _, r := range rep.Rows {
 			if r.Kind != kind {
@@ -262,7 +266,7 @@ func (rep *report) svg() string {
 			v := maxV * float64(t) / 4
 			y := float64(y1) - float64(y1-y0)*float64(t)/4
 			fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`+"\n", x0, y, x0+panelW, y)
-			fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%.0fk</text>`+"\n", x0-4, y+4, v/1000)
+			fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%sk</text>`+"\n", x0-4, y+4, strconv.FormatFloat(v/1000, 'f', -1, 64))
 		}
 		n := len(rep.Concurrency)
 		xs := func(i int) float64 {
@@ -279,9 +283,12 @@ func (rep *report) svg() string {
 			if r.Kind != kind {
 				continue
 			}
-			col := colors[r.Group]
+			col, ok := colors[r.Group]
+			if !ok {
+				col = "#000000"
+			}
 			dash := ""
-			if strings.Contains(r.Name, "cap 3") {
+			if strings.Contains(r.Name, "cap 3") || strings.Contains(r.Name, "script") {
 				dash = ` stroke-dasharray="6 3"`
 			}
 			var pts []string
@@ -301,7 +308,7 @@ func (rep *report) svg() string {
 			ly += 15
 		}
 	}
-	b.WriteString(`<text x="60" y="462" fill="#555">Bars: min–max over runs. Client and server share 2 CPU cores, so these are relative figures.</text>` + "\n")
+	fmt.Fprintf(&b, `<text x="60" y="%d" fill="#555">Bars: min–max over runs. Client and server share 2 CPU cores, so these are relative figures.</text>`+"\n", H-8)
 	b.WriteString("</svg>\n")
 	return b.String()
 }
