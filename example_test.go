@@ -2,8 +2,10 @@ package sessioncap_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -141,6 +143,78 @@ func Example_autoPipeline() {
 	}
 	res, _ := engine.Login(ctx, "alice", sessioncap.Meta{})
 	s, _ := engine.Validate(ctx, res.Token)
+	fmt.Println("signed in as", s.UserID)
+	// Output:
+	// signed in as alice
+}
+
+// A full-duplex autopipeliner streams commands while replies come back:
+// the better face where sign-ins, scripts that keep Redis busy, are a
+// large share of the traffic (docs/caching.md).
+func Example_autoPipelineFullDuplex() {
+	mr, _ := miniredis.Run()
+	defer mr.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+
+	opt := redis.DefaultBlockingAutoPipelineOptions()
+	opt.FullDuplex = true
+	ap, err := rdb.AutoPipelineWithOptions(opt)
+	if err != nil {
+		panic(err)
+	}
+	engine, err := sessioncap.New(ap, sessioncap.Config{})
+	if err != nil {
+		panic(err)
+	}
+	res, _ := engine.Login(context.Background(), "alice", sessioncap.Meta{})
+	fmt.Println("signed in:", res.Token != "")
+	// Output:
+	// signed in: true
+}
+
+// On Sentinel (docs/cluster.md). Compiled, not run: it needs Sentinels.
+func Example_sentinel() {
+	rdb := redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName:            "mymaster",
+		SentinelAddrs:         []string{"10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"},
+		ContextTimeoutEnabled: true, // see "Deadlines" below
+	})
+	engine, err := sessioncap.New(rdb, sessioncap.Config{MaxSessions: 2})
+	_, _ = engine, err
+}
+
+// On Redis Cluster (docs/cluster.md). Compiled, not run: it needs a
+// cluster.
+func Example_cluster() {
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs:                      []string{"10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"},
+		ClusterStateReloadInterval: time.Second, // see "What happens on failover"
+		ContextTimeoutEnabled:      true,
+	})
+	engine, err := sessioncap.New(rdb, sessioncap.Config{MaxSessions: 2})
+	_, _ = engine, err
+}
+
+// A keyed user digest (docs/instances.md): tokens no longer say which user
+// they belong to to anyone without the key.
+func ExampleConfig_userKey() {
+	mr, _ := miniredis.Run()
+	defer mr.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	userKey := make([]byte, 32)
+	if _, err := rand.Read(userKey); err != nil {
+		panic(err)
+	}
+
+	engine, err := sessioncap.New(rdb, sessioncap.Config{
+		UserKey: userKey, // 32 random bytes, from your secret store
+	})
+	if err != nil {
+		panic(err)
+	}
+	res, _ := engine.Login(context.Background(), "alice", sessioncap.Meta{})
+	s, _ := engine.Validate(context.Background(), res.Token)
 	fmt.Println("signed in as", s.UserID)
 	// Output:
 	// signed in as alice

@@ -2,19 +2,20 @@ package sessioncap
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 )
 
-// TestREADMESnippetsAreCompiledExamples: every Go block in the README must
-// appear, line for line, in a runnable Example that go test compiles and
-// runs, so the README cannot show code that does not build or does not do
-// what it says.
+// TestREADMESnippetsAreCompiledExamples: every Go block in the README and
+// in docs/ must appear, line for line, in a runnable Example that go test
+// compiles and runs, so the documentation cannot show code that does not
+// build or does not do what it says.
 func TestREADMESnippetsAreCompiledExamples(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
+	docs, err := filepath.Glob("docs/*.md")
+	if err != nil || len(docs) == 0 {
+		t.Fatalf("no docs: %v", err)
 	}
 	var examples strings.Builder
 	for _, f := range []string{"example_test.go", "httpsession/example_test.go"} {
@@ -34,14 +35,20 @@ func TestREADMESnippetsAreCompiledExamples(t *testing.T) {
 		return out
 	}
 	haystack := "\n" + strings.Join(norm(examples.String()), "\n") + "\n"
-	blocks := regexp.MustCompile("(?s)```go\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
-	if len(blocks) == 0 {
-		t.Fatal("no Go blocks in the README")
-	}
-	for _, b := range blocks {
-		lines := norm(b[1])
-		if !strings.Contains(haystack, "\n"+strings.Join(lines, "\n")+"\n") {
-			t.Errorf("this README block is not the body of a compiled Example:\n%s", b[1])
+	for _, f := range append([]string{"README.md"}, docs...) {
+		text, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks := regexp.MustCompile("(?s)```go\n(.*?)```").FindAllStringSubmatch(string(text), -1)
+		if f == "README.md" && len(blocks) == 0 {
+			t.Fatal("no Go blocks in the README")
+		}
+		for _, b := range blocks {
+			lines := norm(b[1])
+			if !strings.Contains(haystack, "\n"+strings.Join(lines, "\n")+"\n") {
+				t.Errorf("%s: this block is not the body of a compiled Example:\n%s", f, b[1])
+			}
 		}
 	}
 }
