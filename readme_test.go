@@ -9,9 +9,10 @@ import (
 )
 
 // TestREADMESnippetsAreCompiledExamples: every Go block in the README and
-// in docs/ must appear, line for line, in a runnable Example that go test
-// compiles and runs, so the documentation cannot show code that does not
-// build or does not do what it says.
+// in docs/ must appear, line for line, in an Example that go test compiles
+// (and runs, checking its Output, unless it needs servers the test does not
+// have: Sentinel, Cluster), so the documentation cannot show code that does
+// not build or does not do what it says.
 func TestREADMESnippetsAreCompiledExamples(t *testing.T) {
 	docs, err := filepath.Glob("docs/*.md")
 	if err != nil || len(docs) == 0 {
