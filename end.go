@@ -119,6 +119,7 @@ func (e *Engine) endUser(ctx context.Context, op Op, userID, mode string, sid [s
 			n, err1 := replyInt(string(op), reply, 1)
 			m, err2 := replyInt(string(op), reply, 2)
 			if err := errors.Join(err1, err2); err != nil {
+				e.logEnded(ctx, op, userID, code, all)
 				return all, total, err
 			}
 			total, more = int(n), m == 1
@@ -126,6 +127,7 @@ func (e *Engine) endUser(ctx context.Context, op Op, userID, mode string, sid [s
 		}
 		ids, err := endReply(op, reply)
 		if err != nil {
+			e.logEnded(ctx, op, userID, code, all)
 			return all, total, err
 		}
 		all = append(all, ids...)
