@@ -43,9 +43,9 @@ func scriptStats(t *testing.T, rdb *redis.Client) (calls, usec, inner int64) {
 			}
 		}
 		switch name {
-		case "evalsha":
-			calls, usec = c, u
-		case "eval", "info", "config|resetstat", "script|load":
+		case "evalsha", "fcall":
+			calls, usec = calls+c, usec+u
+		case "eval", "info", "config|resetstat", "script|load", "function|load":
 		default:
 			inner += c
 		}
@@ -211,7 +211,7 @@ type resendOnce struct {
 
 func (h *resendOnce) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if cmd.Name() == "evalsha" && h.armed.CompareAndSwap(true, false) {
+		if isScriptCall(cmd.Name()) && h.armed.CompareAndSwap(true, false) {
 			if err := next(ctx, cmd); err != nil {
 				return err
 			}

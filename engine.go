@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -26,6 +27,10 @@ type Engine struct {
 
 	// userKey keys the user digest (Config.UserKey); nil: unkeyed.
 	userKey *userKeyer
+
+	// evalOnly: scripts run by EVALSHA, not as the function library
+	// (library.go): Config.EvalOnly, or the server has no functions.
+	evalOnly atomic.Bool
 
 	// subs shares Pub/Sub connections among Subscriptions (hub.go).
 	subs hubRef
@@ -54,6 +59,7 @@ func New(client redis.UniversalClient, cfg Config) (*Engine, error) {
 			ErrInvalidConfig, client)
 	}
 	e := &Engine{rdb: client, cfg: c, touched: newTouchCache(c.TouchCacheSize), cached: c.CachedValidate}
+	e.evalOnly.Store(c.EvalOnly)
 	switch {
 	case c.CachedValidate && c.TouchCacheSize == NoTouchCache:
 		return nil, fmt.Errorf("%w: CachedValidate needs the touch cache (TouchCacheSize), which decides when Validate may read instead of running its script", ErrInvalidConfig)

@@ -136,6 +136,50 @@ func (c *counter) reset() { c.cmds.Store(0); c.trips.Store(0); c.names.Clear() }
 // sent reports whether a command of this name went out since reset.
 func (c *counter) sent(name string) bool { _, ok := c.names.Load(name); return ok }
 
+// sentScript reports whether a script call went out since reset: FCALL of
+// the library, or EVALSHA where the server has no functions.
+func (c *counter) sentScript() bool { return c.sent("fcall") || c.sent("evalsha") }
+
+// flushScripts empties the script cache and the function libraries (of
+// every master of a Cluster), as a restart without persistence would.
+func flushScripts(ctx context.Context, c redis.UniversalClient) error {
+	flush := func(ctx context.Context, c *redis.Client) error {
+		if err := c.ScriptFlush(ctx).Err(); err != nil {
+			return err
+		}
+		if err := c.FunctionFlush(ctx).Err(); err != nil && !redis.HasErrorPrefix(err, "unknown command") {
+			return err
+		}
+		return nil
+	}
+	switch c := c.(type) {
+	case *redis.ClusterClient:
+		return c.ForEachMaster(ctx, flush)
+	case *redis.Client:
+		return flush(ctx, c)
+	}
+	return fmt.Errorf("flushScripts: a %T", c)
+}
+
+// masters counts the primaries behind a client: a Cluster's, or 1.
+func masters(t *testing.T, c redis.UniversalClient) int {
+	cc, ok := c.(*redis.ClusterClient)
+	if !ok {
+		return 1
+	}
+	var n atomic.Int32
+	if err := cc.ForEachMaster(context.Background(), func(context.Context, *redis.Client) error {
+		n.Add(1)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return int(n.Load())
+}
+
+// isScriptCall reports whether a command is a script call, in either form.
+func isScriptCall(name string) bool { return name == "fcall" || name == "evalsha" || name == "eval" }
+
 // backend is one Redis the behaviour suite runs against.
 type backend struct {
 	name   string
@@ -147,6 +191,9 @@ type backend struct {
 	// userKey, if set, is the Config.UserKey of every engine built here
 	// that sets none (see userkey_test.go).
 	userKey []byte
+	// evalOnly: every engine built here runs its scripts by EVALSHA
+	// (Config.EvalOnly; see library_test.go).
+	evalOnly bool
 }
 
 // engine builds an Engine on this backend with a fixed clock and a key
@@ -162,6 +209,7 @@ func (b *backend) engine(t testing.TB, cfg Config) *Engine {
 	if cfg.UserKey == nil {
 		cfg.UserKey = b.userKey
 	}
+	cfg.EvalOnly = cfg.EvalOnly || b.evalOnly
 	e, err := New(b.client, cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)

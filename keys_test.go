@@ -142,7 +142,7 @@ func (r *slotRecorder) calls() []scriptCall {
 func (r *slotRecorder) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		name := cmd.Name()
-		if name == "evalsha" || name == "eval" {
+		if isScriptCall(name) {
 			args := cmd.Args()
 			n, err := strconv.Atoi(fmt.Sprint(args[2]))
 			if err == nil && len(args) >= 3+n {

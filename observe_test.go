@@ -153,7 +153,7 @@ func (r *ctxRecorder) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		if ctx.Value(r.key) != nil {
 			r.inside.Add(1)
-		} else if n := cmd.Name(); n == "evalsha" || n == "eval" || n == "lrange" {
+		} else if n := cmd.Name(); isScriptCall(n) || n == "lrange" {
 			r.outside.Add(1)
 		}
 		return next(ctx, cmd)

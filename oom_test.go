@@ -18,13 +18,26 @@ import (
 // their sessions (the why may be lost: the records are deleted instead of
 // tombstoned). A sign-in fails as a whole: no session, no history entry,
 // no event. Once memory is back, the index heals.
+//
+// Both forms of the scripts: Redis refuses a function at out of memory
+// before it starts (the library's functions keep the default flags), and
+// the engine then runs the EVAL form, whose rules these endings rely on
+// (lib.lua, done); an EvalOnly engine runs it directly.
 func TestFullRedisUnderNoeviction(t *testing.T) {
 	needRedisServer(t, "a full Redis under noeviction")
+	for _, evalOnly := range []bool{false, true} {
+		t.Run(map[bool]string{false: "functions", true: "eval"}[evalOnly], func(t *testing.T) {
+			fullRedisUnderNoeviction(t, evalOnly)
+		})
+	}
+}
+
+func fullRedisUnderNoeviction(t *testing.T, evalOnly bool) {
 	ctx := context.Background()
 	rdb := ownRedis(t, "--maxmemory-policy", "noeviction")
 	clk := newClock()
 	e, err := New(rdb, Config{MaxSessions: 3, IdleTimeout: time.Hour, TouchInterval: time.Minute,
-		HistoryLimit: 20, Events: EventsPubSub, Now: clk.Now})
+		HistoryLimit: 20, Events: EventsPubSub, Now: clk.Now, EvalOnly: evalOnly})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +113,12 @@ func TestFullRedisUnderNoeviction(t *testing.T) {
 	case ev := <-sub.C():
 		t.Fatalf("a refused sign-in published %+v", ev)
 	case <-time.After(300 * time.Millisecond):
+	}
+
+	// The function form was refused, not run, and the engine kept it for
+	// when memory is back.
+	if refused := commandStat(t, rdb, "fcall", "rejected_calls"); evalOnly != (refused == 0) || e.functions() == evalOnly {
+		t.Fatalf("EvalOnly %v: %d FCALLs refused, functions in use afterwards: %v", evalOnly, refused, e.functions())
 	}
 
 	// Memory back: everything works, and the index holds no session whose

@@ -340,8 +340,9 @@ func TestCorruptRecordIsAnErrorNotAPanic(t *testing.T) {
 }
 
 // TestScriptCacheFlushCostsOneRetry is serial, its topologies in turn:
-// SCRIPT FLUSH on a shared redis-server, Cluster or Sentinel would cost
-// other tests a retry and break their command counts.
+// SCRIPT FLUSH and FUNCTION FLUSH on a shared redis-server, Cluster or
+// Sentinel would cost other tests a retry and break their command counts.
+// The call that finds its script gone reloads it and runs it again, once.
 func TestScriptCacheFlushCostsOneRetry(t *testing.T) {
 	backendsInTurn(t, func(t *testing.T, b *backend) {
 		stats := &Stats{}
@@ -349,14 +350,24 @@ func TestScriptCacheFlushCostsOneRetry(t *testing.T) {
 		r := mustLogin(t, e, "alice", Meta{})
 		validOK(t, e, r.Token)
 		before := stats.Snapshot().ScriptRetries
-		if err := b.client.ScriptFlush(ctx).Err(); err != nil {
+		if err := flushScripts(ctx, b.client); err != nil {
 			t.Fatal(err)
 		}
 		b.clock.Add(e.cfg.TouchInterval) // a refresh is due: the script runs
 		b.count.reset()
 		validOK(t, e, r.Token)
-		if got := b.count.cmds.Load(); got != 2 {
-			t.Fatalf("Validate after SCRIPT FLUSH sent %d commands, want 2 (EVALSHA, then EVAL)", got)
+		// EVALSHA, then EVAL; or FCALL, FUNCTION LOAD, FCALL (a Cluster
+		// loads on each master through ForEachMaster, on the masters' own
+		// clients, which the cluster client's hook does not see).
+		want, how := int64(2), "EVALSHA, then EVAL"
+		if e.functions() {
+			want, how = 3, "FCALL, FUNCTION LOAD, FCALL"
+			if _, ok := b.client.(*redis.ClusterClient); ok {
+				want, how = 2, "FCALL twice"
+			}
+		}
+		if got := b.count.cmds.Load(); got != want {
+			t.Fatalf("Validate after the flush sent %d commands, want %d (%s)", got, want, how)
 		}
 		if got := stats.Snapshot().ScriptRetries - before; got != 1 {
 			t.Fatalf("%d script retries observed, want 1", got)

@@ -34,20 +34,22 @@ var (
 // only its refresh path uses the index, and a script pays for every
 // function it defines on every call.
 var luaIndexModule = "local function indexModule()\n" + luaIndex +
-	"\nreturn {load = indexLoad, move = indexMove, save = indexSave, writes = writes, dead = dead}\nend\n"
+	"\nindexBegin()\nreturn {load = indexLoad, move = indexMove, save = indexSave, writes = writes, dead = dead}\nend\n"
 
-// The scripts, compiled once. Each is the live index (index.lua), the
-// shared prelude (lib.lua) and its own body, so helpers like pruning live
-// in one place, with the protocol's values (protocol.lua) inlined (see
-// luainline.go); validate, the hot path, takes the index only.
+// The scripts, compiled once. Each EVAL form is the live index (index.lua),
+// the shared prelude (lib.lua), a call of its begin, and the script's own
+// body, so helpers like pruning live in one place, with the protocol's
+// values (protocol.lua) inlined (see luainline.go); validate, the hot
+// path, takes the index only. The function library (library.go) holds the
+// same bodies.
 var (
 	luaPrelude     = luaIndex + luaLib
-	scriptLogin    = redis.NewScript(script(luaPrelude, luaLogin))
-	scriptValidate = redis.NewScript(script(luaIndexModule, luaValidate))
-	scriptSave     = redis.NewScript(script(luaPrelude, luaSave))
-	scriptRotate   = redis.NewScript(script(luaPrelude, luaRotate))
-	scriptEnd      = redis.NewScript(script(luaPrelude, luaEnd))
-	scriptSessions = redis.NewScript(script(luaPrelude, luaSessions))
+	scriptLogin    = newLuaScript("login", script(luaPrelude, "begin()\n", luaLogin))
+	scriptValidate = newLuaScript("validate", script(luaIndexModule, luaValidate))
+	scriptSave     = newLuaScript("save", script(luaPrelude, "begin()\n", luaSave))
+	scriptRotate   = newLuaScript("rotate", script(luaPrelude, "begin()\n", luaRotate))
+	scriptEnd      = newLuaScript("end", script(luaPrelude, "begin()\n", luaEnd))
+	scriptSessions = newLuaScript("sessions", script(luaPrelude, "begin()\n", luaSessions))
 )
 
 // The statuses that start a script's array reply (STATUS_* in
@@ -69,20 +71,34 @@ func (e *Engine) args(now int64, k userKeys, extra ...any) []any {
 	return append(a, extra...)
 }
 
-// run executes a script with EVALSHA, falling back to EVAL when the server
-// lost its script cache (restart, failover, SCRIPT FLUSH). This is what
-// redis.Script.Run does; it is spelt out so the retry can be observed.
-func (e *Engine) run(ctx context.Context, op Op, s *redis.Script, k userKeys, args []any) ([]any, error) {
+// run executes a script: its function by FCALL, loading the library when
+// the server lacks it, or else by EVALSHA, falling back to EVAL when the
+// server lost its script cache (restart, failover, SCRIPT FLUSH). Either
+// miss is observed as a script retry.
+func (e *Engine) run(ctx context.Context, op Op, s *luaScript, k userKeys, args []any) ([]any, error) {
 	return e.runOn(ctx, e.rdb, op, s, k, args)
 }
 
-func (e *Engine) runOn(ctx context.Context, c redis.Scripter, op Op, s *redis.Script, k userKeys, args []any) ([]any, error) {
+func (e *Engine) runOn(ctx context.Context, c scriptCaller, op Op, s *luaScript, k userKeys, args []any) ([]any, error) {
 	keys := k.list()
 	defer e.fence.mark(k.data)
-	v, err := s.EvalSha(ctx, c, keys, args...).Result()
+	if e.functions() {
+		v, err := c.FCall(ctx, s.fn, keys, args...).Result()
+		if functionMissing(err) {
+			e.observe(Observation{Op: op, Outcome: OutcomeScriptRetry})
+			if e.loadLibrary(ctx) == nil {
+				v, err = c.FCall(ctx, s.fn, keys, args...).Result()
+			}
+		}
+		if !e.afterFCall(ctx, err) {
+			e.afterError(err)
+			return scriptReply(op, v, err)
+		}
+	}
+	v, err := s.eval.EvalSha(ctx, c, keys, args...).Result()
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		e.observe(Observation{Op: op, Outcome: OutcomeScriptRetry})
-		v, err = s.Eval(ctx, c, keys, args...).Result()
+		v, err = s.eval.Eval(ctx, c, keys, args...).Result()
 	}
 	e.afterError(err)
 	return scriptReply(op, v, err)

@@ -207,7 +207,7 @@ func TestReplicaReadingClientsKeepValidateOnTheMaster(t *testing.T) {
 			for range 3 {
 				count.reset()
 				validOK(t, e, r.Token)
-				if count.sent("hget") || !count.sent("evalsha") {
+				if count.sent("hget") || !count.sentScript() {
 					t.Fatalf("Validate on a %s client sent hget: %v", name, count.sent("hget"))
 				}
 			}

@@ -25,9 +25,6 @@ type validateCall struct {
 	id    string // public session ID
 }
 
-// validateSHA is the script's SHA-1, boxed once.
-var validateSHA any = scriptValidate.Hash()
-
 // validated is a Validate's Session and its call in one allocation; the
 // call's few hundred bytes live as long as the Session does.
 type validated struct {
@@ -53,10 +50,11 @@ func (c *validateCall) fill(e *Engine, t token, now int64) {
 	c.dig, c.id = rest[:digestLen], rest[digestLen:]
 }
 
-// script is the EVALSHA of validate.lua, which takes one key and five
-// arguments, not the common two and seven.
+// script is the call of validate.lua (evalArgv sets the command and the
+// script's name), which takes one key and five arguments, not the common
+// two and seven.
 func (c *validateCall) script(e *Engine) []any {
-	c.argv = [...]any{"evalsha", validateSHA, "1",
+	c.argv = [...]any{"evalsha", scriptValidate.shaA, "1",
 		boxed(&c.keys.data),
 		boxed(&c.now13), boxed(&e.idleArg), boxed(&e.touchArg), boxed(&c.sid), boxed(&c.dig)}
 	return c.argv[:]
@@ -82,13 +80,26 @@ func boxed(p *string) any {
 	return a
 }
 
-// evalArgv is runOn for a prebuilt EVALSHA argument list (see
-// validateCall), with the same EVAL fallback. It returns the raw reply.
-func (e *Engine) evalArgv(ctx context.Context, op Op, s *redis.Script, argv []any) (any, error) {
-	cmd := redis.NewCmd(ctx, argv...)
-	cmd.SetFirstKeyPos(3)
-	_ = e.rdb.Process(ctx, cmd)
-	v, err := cmd.Result()
+// evalArgv is runOn for a prebuilt script argument list (see
+// validateCall): FCALL or EVALSHA, with the same fallbacks. It returns the
+// raw reply.
+func (e *Engine) evalArgv(ctx context.Context, op Op, s *luaScript, argv []any) (any, error) {
+	if e.functions() {
+		argv[0], argv[1] = "fcall", s.fnA
+		v, err := e.process(ctx, argv)
+		if functionMissing(err) {
+			e.observe(Observation{Op: op, Outcome: OutcomeScriptRetry})
+			if e.loadLibrary(ctx) == nil {
+				v, err = e.process(ctx, argv)
+			}
+		}
+		if !e.afterFCall(ctx, err) {
+			e.afterError(err)
+			return v, err
+		}
+		argv[0], argv[1] = "evalsha", s.shaA
+	}
+	v, err := e.process(ctx, argv)
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		e.observe(Observation{Op: op, Outcome: OutcomeScriptRetry})
 		numKeys, _ := strconv.Atoi(argv[2].(string))
@@ -96,10 +107,18 @@ func (e *Engine) evalArgv(ctx context.Context, op Op, s *redis.Script, argv []an
 		for i := range keys {
 			keys[i] = argv[3+i].(string)
 		}
-		v, err = s.Eval(ctx, e.rdb, keys, argv[3+len(keys):]...).Result()
+		v, err = s.eval.Eval(ctx, e.rdb, keys, argv[3+len(keys):]...).Result()
 	}
 	e.afterError(err)
 	return v, err
+}
+
+// process sends one prebuilt script call.
+func (e *Engine) process(ctx context.Context, argv []any) (any, error) {
+	cmd := redis.NewCmd(ctx, argv...)
+	cmd.SetFirstKeyPos(3)
+	_ = e.rdb.Process(ctx, cmd)
+	return cmd.Result()
 }
 
 // Validate returns the live session a token belongs to, in one round trip

@@ -22,7 +22,7 @@ func canWait(client redis.UniversalClient) bool {
 // connection to the primary that owns the user's slot, runs the script and
 // then WAIT on that same connection: WAIT only counts the writes made on its
 // own connection, so a pooled client would wait for nothing.
-func (e *Engine) write(ctx context.Context, op Op, s *redis.Script, k userKeys, args []any) ([]any, error) {
+func (e *Engine) write(ctx context.Context, op Op, s *luaScript, k userKeys, args []any) ([]any, error) {
 	if e.cfg.WaitReplicas == 0 {
 		return e.run(ctx, op, s, k, args)
 	}

@@ -147,10 +147,11 @@ func sessioncapValidate(group string, cfg sessioncap.Config) func(ctx context.Co
 }
 
 // sessioncapLogin signs users in round-robin after bringing each to its cap,
-// so every timed login evicts exactly one session.
-func sessioncapLogin(group string, limit int) func(ctx context.Context, env *env, users int) (func(ctx context.Context, i int) error, error) {
+// so every timed login evicts exactly one session. evalOnly runs the
+// scripts by EVALSHA instead of the engine's function library.
+func sessioncapLogin(group string, limit int, evalOnly bool) func(ctx context.Context, env *env, users int) (func(ctx context.Context, i int) error, error) {
 	return func(ctx context.Context, env *env, users int) (func(ctx context.Context, i int) error, error) {
-		e, err := engineOn(env, group, sessioncap.Config{MaxSessions: limit, KeyPrefix: env.prefix("scl")})
+		e, err := engineOn(env, group, sessioncap.Config{MaxSessions: limit, KeyPrefix: env.prefix("scl"), EvalOnly: evalOnly})
 		if err != nil {
 			return nil, err
 		}
@@ -253,10 +254,13 @@ var workloads = []workload{
 			return c.Set(ctx, fmt.Sprintf("%s:%d", p, i%users), rec, 24*time.Hour).Err()
 		}, nil
 	}},
-	{name: "sessioncap Login cap 1", group: "sessioncap", kind: "login", prepare: sessioncapLogin("sessioncap", 1)},
-	{name: "sessioncap Login cap 3", group: "sessioncap", kind: "login", prepare: sessioncapLogin("sessioncap", 3)},
-	{name: "sessioncap Login cap 1, autopipelined", group: "pipelined", kind: "login", prepare: sessioncapLogin("pipelined", 1)},
-	{name: "sessioncap Login cap 1, autopipelined, full duplex", group: "duplex", kind: "login", prepare: sessioncapLogin("duplex", 1)},
+	{name: "sessioncap Login cap 1", group: "sessioncap", kind: "login", prepare: sessioncapLogin("sessioncap", 1, false)},
+	{name: "sessioncap Login cap 3", group: "sessioncap", kind: "login", prepare: sessioncapLogin("sessioncap", 3, false)},
+	// The same sign-in with Config.EvalOnly: the scripts by EVALSHA, not
+	// as the function library, to show what the library buys.
+	{name: "sessioncap Login cap 1, EVAL", group: "sessioncap", kind: "login", prepare: sessioncapLogin("sessioncap", 1, true)},
+	{name: "sessioncap Login cap 1, autopipelined", group: "pipelined", kind: "login", prepare: sessioncapLogin("pipelined", 1, false)},
+	{name: "sessioncap Login cap 1, autopipelined, full duplex", group: "duplex", kind: "login", prepare: sessioncapLogin("duplex", 1, false)},
 	{name: "scs Login", group: "scs", kind: "login", prepare: func(ctx context.Context, env *env, users int) (func(ctx context.Context, i int) error, error) {
 		sm := scsManager(env.clients["scs"], env.prefix("scs"))
 		return func(ctx context.Context, i int) error {

@@ -271,7 +271,7 @@ type cell struct {
 	ClientTrips float64 `json:"client_round_trips_per_op"`
 	RunPerOp    float64 `json:"commands_run_per_op"`  // server: total_commands_processed, inner script calls included
 	CPUusPerOp  float64 `json:"server_cpu_us_per_op"` // used_cpu_sys+user delta
-	ScriptUs    float64 `json:"script_usec_per_call"` // evalsha usec_per_call, sessioncap rows
+	ScriptUs    float64 `json:"script_usec_per_call"` // fcall + evalsha + eval usec_per_call, sessioncap rows
 	CacheHits   float64 `json:"cache_hits_per_op"`    // go-redis client-side cache hits per op, cached rows
 	FirstError  string  `json:"first_error,omitempty"`
 }

@@ -72,11 +72,12 @@ func info(ctx context.Context, ctl *redis.Client) (serverStats, error) {
 }
 
 // scriptUsec is the mean server time of one script call between two
-// snapshots: evalsha plus eval (the NOSCRIPT fallback), which is what
-// `INFO commandstats` reports as usec_per_call when stats were reset.
+// snapshots: fcall (the engine's function library), evalsha and eval (the
+// EVAL form and its NOSCRIPT fallback), which is what `INFO commandstats`
+// reports as usec_per_call when stats were reset.
 func scriptUsec(a, b serverStats) float64 {
 	var calls, usec int64
-	for _, n := range []string{"evalsha", "eval"} {
+	for _, n := range []string{"fcall", "evalsha", "eval"} {
 		calls += b.cmdstats[n].calls - a.cmdstats[n].calls
 		usec += b.cmdstats[n].usec - a.cmdstats[n].usec
 	}

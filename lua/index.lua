@@ -23,10 +23,12 @@
 --     block ID (ID_LEN), its entries (DIR_COUNT_LEN) and its first entry.
 -- A large index turns small again at SMALL_MIN sessions, not at
 -- SMALL_MAX, so a user going back and forth does not convert each time.
-local D = KEYS[1] -- the user's data HASH
-local sub = string.sub
-local writes = {} -- HSET field, value, field, value...
-local dead = {}   -- fields to HDEL
+-- The call's state is declared here and set by indexBegin, not here: in the
+-- function library (library.go) these locals outlive a call.
+local D      -- the user's data HASH
+local sub    -- string.sub (a library reads no global when it loads)
+local writes -- HSET field, value, field, value...
+local dead   -- fields to HDEL
 
 -- The 1-based start of the entry of s (entries w bytes wide, the ID at
 -- offset off within each) that holds sid, or nil. string.find runs in C;
@@ -62,13 +64,41 @@ end
 local function newOrder(w, kw)
   return {w = w, kw = kw, dw = ID_LEN + DIR_COUNT_LEN + kw, one = '', dir = '', blocks = {}, dirty = {}, removed = {}}
 end
-local byLogin, byExpiry = newOrder(L_ENTRY_LEN, SEQ_LEN), newOrder(X_ENTRY_LEN, TS_LEN + SEQ_LEN)
-local orders = {byLogin, byExpiry}
-local idxN = 0          -- live sessions in the index
-local nextID = 0        -- the next block ID
-local idxMode = ''      -- 'j' (small), 'k' (large) or '' (none), as read
-local idxHas = {}       -- which of 'j' and 'k' exist, as read (indexSave removes the one it does not write)
-local idxDirty = false  -- whether the index changed
+local byLogin, byExpiry -- the two orders
+local orders   -- both, for the loops that treat them alike
+local idxN     -- live sessions in the index
+local nextID   -- the next block ID
+local idxMode  -- 'j' (small), 'k' (large) or '' (none), as read
+local idxHas   -- which of 'j' and 'k' exist, as read (indexSave removes the one it does not write)
+local idxDirty -- whether the index changed
+
+-- reuse returns t emptied, or a new table when there is none yet: in the
+-- library the call's tables outlive it, and emptying one costs Redis less
+-- than making a new one and collecting the old (bench/NOTES.md, seventh
+-- round).
+local function reuse(t)
+  if not t then return {} end
+  if next(t) == nil then return t end
+  for k in pairs(t) do t[k] = nil end
+  return t
+end
+
+-- indexBegin sets the index's state for a call: every call starts from
+-- nothing read and nothing changed.
+local function indexBegin()
+  D, sub = KEYS[1], string.sub
+  writes, dead, idxHas = reuse(writes), reuse(dead), reuse(idxHas)
+  if not orders then
+    byLogin, byExpiry = newOrder(L_ENTRY_LEN, SEQ_LEN), newOrder(X_ENTRY_LEN, TS_LEN + SEQ_LEN)
+    orders = {byLogin, byExpiry}
+  end
+  for i = 1, 2 do
+    local o = orders[i]
+    o.one, o.dir = '', ''
+    o.blocks, o.dirty, o.removed = reuse(o.blocks), reuse(o.dirty), reuse(o.removed)
+  end
+  idxN, nextID, idxMode, idxDirty = 0, 0, '', false
+end
 
 local function dirLen(o)
   if o.one then

@@ -7,21 +7,24 @@
 -- a microsecond or more and each Lua string built or number parsed a tenth
 -- of one (bench/NOTES.md has the measurements), so the prelude does as
 -- little as it can.
-local H = KEYS[2]          -- the user's history LIST (same hash tag)
-local now13 = ARGV[1]      -- now, 13-digit ms
-local now = tonumber(now13)
+--
+-- The call's state is declared here and set by begin (at the end of this
+-- file), which every script calls first: in the function library
+-- (library.go) these locals outlive a call.
+local H          -- the user's history LIST (same hash tag): KEYS[2]
+local now13      -- now, 13-digit ms: ARGV[1]
+local now        -- the same, a number
 -- ARGV[2], the idle timeout, is common to keep the layout of every script
 -- the same; only validate's refresh writes it (records carry their own).
-local histLimit = tonumber(ARGV[3]) -- history entries kept: 0 none, -1 all
-local histTTL = ARGV[4]    -- history TTL ms
-local pubCmd = ARGV[5]     -- PUBLISH, SPUBLISH, or '' for no events
-local channel = ARGV[6]    -- the user's event channel
-local tombTTL = ARGV[7]    -- tombstone TTL ms
-local maxTombs = tonumber(ARGV[8]) -- tombstones kept per user at most
--- Whether endings are recorded at all: when not, no event string is built.
-local recording = histLimit ~= 0 or pubCmd ~= ''
-local zeros = string.rep('\0', SID_LEN) -- no session: the causing ID of an admin ending
-local hist = {}
+local histLimit  -- history entries kept: 0 none, -1 all: ARGV[3]
+local histTTL    -- history TTL ms: ARGV[4]
+local pubCmd     -- PUBLISH, SPUBLISH, or '' for no events: ARGV[5]
+local channel    -- the user's event channel: ARGV[6]
+local tombTTL    -- tombstone TTL ms: ARGV[7]
+local maxTombs   -- tombstones kept per user at most: ARGV[8]
+local recording  -- whether endings are recorded at all: when not, no event string is built
+local zeros      -- SID_LEN zero bytes: no session, the causing ID of an admin ending
+local hist       -- the events this call queued (event, flush)
 
 -- A record's meta: IP, user agent and user ID (see record.go). A record
 -- whose length field is not a number has none: a record that cannot be
@@ -91,13 +94,13 @@ end
 -- last HDEL empties stops existing, so every script writes first, removes
 -- last, and never touches the key again after a removal may have emptied
 -- it. Redis deletes an emptied key by itself, so there is never a DEL.
-local tix = ''    -- the tombstone index as read
-local tRead, tDamaged = false, false -- whether 't' existed, and was not whole entries
-local tombs = {}  -- tombstone index entries this call adds
-local tombRecs = {} -- and the tombstones themselves, written by done()
-local cField      -- field 'c' as read (LogoutAll's running count), or false
-local tombEntry   -- the expiry part of those, built once
-local endedHere = {} -- sessions this call ended (finish), for an out-of-memory ending
+local tix        -- the tombstone index as read
+local tRead, tDamaged -- whether 't' existed, and was not whole entries
+local tombs      -- tombstone index entries this call adds
+local tombRecs   -- and the tombstones themselves, written by done()
+local cField     -- field 'c' as read (LogoutAll's running count), or false
+local tombEntry  -- the expiry part of those, built once
+local endedHere  -- sessions this call ended (finish), for an out-of-memory ending
 
 -- A record's expiry as an index key (13 digits).
 local function expiry13(r)
@@ -295,4 +298,19 @@ local function done(mayShrink)
   if m > now and (#writes > 0 or #dead > 0) then redis.call('PEXPIRE', D, m - now) end
   if #dead > 0 then batch('HDEL', D, dead) end
   flush(true)
+end
+
+-- begin sets the state of a call from its KEYS and ARGV: every script runs
+-- it before anything else.
+local function begin()
+  indexBegin()
+  H, now13 = KEYS[2], ARGV[1]
+  now = tonumber(now13)
+  histLimit, histTTL, pubCmd, channel = tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
+  tombTTL, maxTombs = ARGV[7], tonumber(ARGV[8])
+  recording = histLimit ~= 0 or pubCmd ~= ''
+  hist = reuse(hist)
+  zeros = zeros or string.rep('\0', SID_LEN)
+  tix, tRead, tDamaged, tombs, tombRecs = '', false, false, reuse(tombs), reuse(tombRecs)
+  cField, tombEntry, endedHere = nil, nil, reuse(endedHere)
 end

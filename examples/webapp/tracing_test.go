@@ -1,6 +1,8 @@
 package main
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/extra/redisotel/v9"
@@ -45,10 +47,12 @@ func TestTracing(t *testing.T) {
 	}
 	// Validate of a session this engine just signed in is a plain HGET (the
 	// touch cache vouches that no refresh is due); Login is a script.
-	for op, want := range map[string]string{"sessioncap.login": "evalsha", "sessioncap.validate": "hget"} {
+	// A script call is an FCALL of the engine's function library, or an
+	// EVALSHA where the server has none (miniredis).
+	for op, want := range map[string]string{"sessioncap.login": "fcall evalsha", "sessioncap.validate": "hget"} {
 		found := false
 		for _, c := range children[op] {
-			found = found || c == want
+			found = found || slices.Contains(strings.Fields(want), c)
 		}
 		if !found {
 			var names []string
