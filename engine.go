@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
@@ -31,6 +32,11 @@ type Engine struct {
 	// evalOnly: scripts run by EVALSHA, not as the function library
 	// (library.go): Config.EvalOnly, or the server has no functions.
 	evalOnly atomic.Bool
+	// libLoad is the library load in flight, if any (loadLibrary).
+	// libGen counts the loads that succeeded.
+	libMu   sync.Mutex
+	libLoad *libraryLoad
+	libGen  atomic.Uint64
 
 	// subs shares Pub/Sub connections among Subscriptions (hub.go).
 	subs hubRef

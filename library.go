@@ -81,6 +81,23 @@ var libraryName, libraryText = func() (string, string) {
 	return name, strings.ReplaceAll(text, placeholder, name)
 }()
 
+// callFunction runs call, an FCALL, and when the server lacks the library
+// loads it and runs call again, once. A caller whose FCALL was refused
+// before a load that finished meanwhile (libGen moved) only calls again,
+// so after a flush the engine's concurrent callers send one FUNCTION LOAD
+// between them.
+func (e *Engine) callFunction(ctx context.Context, op Op, call func() (any, error)) (any, error) {
+	gen := e.libGen.Load()
+	v, err := call()
+	if functionMissing(err) {
+		e.observe(Observation{Op: op, Outcome: OutcomeScriptRetry})
+		if e.libGen.Load() != gen || e.loadLibrary(ctx) == nil {
+			v, err = call()
+		}
+	}
+	return v, err
+}
+
 // scriptCaller is what runs a script: any go-redis client, and the
 // connection WaitReplicas pins (wait.go).
 type scriptCaller interface {
@@ -132,10 +149,45 @@ func (e *Engine) giveUpFunctions(ctx context.Context, err error) {
 		slog.String("error", err.Error()))
 }
 
-// loadLibrary loads the library on every primary that may run it. A
-// library of the same name is the same text, so "already exists" is
-// success.
+// libraryLoad is one FUNCTION LOAD in flight, which the engine's other
+// callers that found the library missing wait for instead of sending their
+// own: after a restart or a flush, every concurrent call misses at once,
+// and each would otherwise send the 40 KB library.
+type libraryLoad struct {
+	done chan struct{}
+	err  error
+}
+
+// loadLibrary loads the library on every primary that may run it, once
+// for all the callers that ask while a load is in flight.
 func (e *Engine) loadLibrary(ctx context.Context) error {
+	e.libMu.Lock()
+	if l := e.libLoad; l != nil {
+		e.libMu.Unlock()
+		select {
+		case <-l.done:
+			return l.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	l := &libraryLoad{done: make(chan struct{})}
+	e.libLoad = l
+	e.libMu.Unlock()
+	l.err = e.sendLibrary(ctx)
+	if l.err == nil {
+		e.libGen.Add(1)
+	}
+	e.libMu.Lock()
+	e.libLoad = nil
+	e.libMu.Unlock()
+	close(l.done)
+	return l.err
+}
+
+// sendLibrary sends FUNCTION LOAD to every primary. A library of the same
+// name is the same text, so "already exists" is success.
+func (e *Engine) sendLibrary(ctx context.Context) error {
 	load := func(ctx context.Context, c *redis.Client) error {
 		return libraryLoaded(c.FunctionLoad(ctx, libraryText).Err())
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/alicebob/miniredis/v2"
@@ -226,4 +227,65 @@ func commandStat(t *testing.T, rdb *redis.Client, cmd, field string) int64 {
 		}
 	}
 	return 0
+}
+
+// TestLibraryLoadsOnceForConcurrentCalls: after a flush, concurrent calls
+// find the library missing together; they send one FUNCTION LOAD between
+// them, and every call succeeds.
+func TestLibraryLoadsOnceForConcurrentCalls(t *testing.T) {
+	needRedisServer(t, "concurrent calls after FUNCTION FLUSH")
+	rdb := ownRedis(t)
+	loads := &commandCounter{name: "function"}
+	rdb.AddHook(loads)
+	stats := &Stats{}
+	e, err := New(rdb, Config{Observer: stats})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3 {
+		if err := flushScripts(ctx, rdb); err != nil {
+			t.Fatal(err)
+		}
+		loads.n.Store(0)
+		before := stats.Snapshot().ScriptRetries
+		const n = 64
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := e.Login(ctx, "user"+strconv.Itoa(i), Meta{}); err != nil {
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("round %d: a sign-in after the flush: %v", round, err)
+		}
+		if got := loads.n.Load(); got != 1 {
+			t.Fatalf("round %d: %d FUNCTION LOADs for %d concurrent sign-ins, want 1", round, got, n)
+		}
+		if got := stats.Snapshot().ScriptRetries - before; got < 1 || got > n {
+			t.Fatalf("round %d: %d script retries", round, got)
+		}
+	}
+}
+
+// commandCounter counts the commands of one name a client sends.
+type commandCounter struct {
+	redistest.PassHook
+	name string
+	n    atomic.Int64
+}
+
+func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == c.name {
+			c.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
 }

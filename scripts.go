@@ -83,13 +83,7 @@ func (e *Engine) runOn(ctx context.Context, c scriptCaller, op Op, s *luaScript,
 	keys := k.list()
 	defer e.fence.mark(k.data)
 	if e.functions() {
-		v, err := c.FCall(ctx, s.fn, keys, args...).Result()
-		if functionMissing(err) {
-			e.observe(Observation{Op: op, Outcome: OutcomeScriptRetry})
-			if e.loadLibrary(ctx) == nil {
-				v, err = c.FCall(ctx, s.fn, keys, args...).Result()
-			}
-		}
+		v, err := e.callFunction(ctx, op, func() (any, error) { return c.FCall(ctx, s.fn, keys, args...).Result() })
 		if !e.afterFCall(ctx, err) {
 			e.afterError(err)
 			return scriptReply(op, v, err)

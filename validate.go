@@ -86,13 +86,7 @@ func boxed(p *string) any {
 func (e *Engine) evalArgv(ctx context.Context, op Op, s *luaScript, argv []any) (any, error) {
 	if e.functions() {
 		argv[0], argv[1] = "fcall", s.fnA
-		v, err := e.process(ctx, argv)
-		if functionMissing(err) {
-			e.observe(Observation{Op: op, Outcome: OutcomeScriptRetry})
-			if e.loadLibrary(ctx) == nil {
-				v, err = e.process(ctx, argv)
-			}
-		}
+		v, err := e.callFunction(ctx, op, func() (any, error) { return e.process(ctx, argv) })
 		if !e.afterFCall(ctx, err) {
 			e.afterError(err)
 			return v, err
