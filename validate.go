@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"fmt"
 	"strconv"
 	"unsafe"
 
@@ -177,34 +176,20 @@ func (e *Engine) Validate(ctx context.Context, tokenStr string) (s *Session, err
 // never has to write.
 func (e *Engine) validateRead(ctx context.Context, v *validated, t token, now int64) (*Session, error) {
 	c := &v.call
-	var (
-		raw any
-		err error
-	)
-	if e.cached {
-		// A *StringCmd is what go-redis's cache decodes without a reader
-		// (applyCachedFast); the HGET is cached under its exact arguments
-		// and dropped when the user's hash changes (see cache.go).
-		cmd := redis.NewStringCmd(ctx, c.read()...)
-		cmd.SetFirstKeyPos(1)
-		_ = e.rdb.Process(ctx, cmd)
-		raw, err = cmd.Result()
-	} else {
-		cmd := redis.NewCmd(ctx, c.read()...)
-		cmd.SetFirstKeyPos(1)
-		_ = e.rdb.Process(ctx, cmd)
-		raw, err = cmd.Result()
-	}
+	// A *StringCmd reads the bulk reply as a string directly, and is what
+	// go-redis's cache decodes without a reader (applyCachedFast); with
+	// CachedValidate the HGET is cached under its exact arguments and
+	// dropped when the user's hash changes (see cache.go).
+	cmd := redis.NewStringCmd(ctx, c.read()...)
+	cmd.SetFirstKeyPos(1)
+	_ = e.rdb.Process(ctx, cmd)
+	r, err := cmd.Result()
 	e.afterError(err)
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrExpired
 	}
 	if err != nil {
 		return nil, unavailable(string(OpValidate), err)
-	}
-	r, ok := raw.(string)
-	if !ok {
-		return nil, unavailable(string(OpValidate), fmt.Errorf("HGET replied %T, want a string", raw))
 	}
 	if len(r) < tombMeta {
 		return nil, unavailable(string(OpValidate), errBadRecord)
