@@ -117,9 +117,18 @@ func functionMissing(err error) bool {
 }
 
 // noFunctions: the server has no FCALL or FUNCTION LOAD, or refuses them to
-// this user.
+// this user. A refusal of a command the function itself calls names that
+// command, not fcall or function, and is the call's error: the function
+// may have run in part, so the EVAL form must not run it again.
 func noFunctions(err error) bool {
-	return err != nil && (redis.HasErrorPrefix(err, "unknown command") || redis.HasErrorPrefix(err, "NOPERM"))
+	if err == nil {
+		return false
+	}
+	if redis.HasErrorPrefix(err, "unknown command") {
+		return true
+	}
+	msg := err.Error()
+	return redis.HasErrorPrefix(err, "NOPERM") && (strings.Contains(msg, "'fcall'") || strings.Contains(msg, "'function"))
 }
 
 // afterFCall decides what a failed FCALL leaves to do: nothing (the error

@@ -289,3 +289,31 @@ func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		return next(ctx, cmd)
 	}
 }
+
+// TestRefusalInsideTheFunctionIsTheCallsError: a command the function
+// calls that the ACL user may not run fails the call, and the engine keeps
+// its functions and does not run the EVAL form after it: the function may
+// have run in part.
+func TestRefusalInsideTheFunctionIsTheCallsError(t *testing.T) {
+	needRedisServer(t, "an ACL user without HSET")
+	admin := ownRedis(t)
+	if err := admin.Do(ctx, "ACL", "SETUSER", "nohset", "on", ">pw", "~*", "&*", "+@all", "-hset").Err(); err != nil {
+		t.Fatal(err)
+	}
+	opt := *admin.Options()
+	opt.Username, opt.Password = "nohset", "pw"
+	c := redis.NewClient(&opt)
+	t.Cleanup(func() { c.Close() })
+	count := &counter{}
+	c.AddHook(count)
+	e, err := New(c, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Login(ctx, "alice", Meta{}); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "can't run this command") {
+		t.Fatalf("Login without HSET: %v, want ErrUnavailable with Redis's refusal", err)
+	}
+	if !e.functions() || count.sent("evalsha") || count.sent("eval") {
+		t.Fatalf("functions in use %v, EVAL form sent %v", e.functions(), count.sent("evalsha") || count.sent("eval"))
+	}
+}
