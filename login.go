@@ -175,7 +175,12 @@ func (e *Engine) Login(ctx context.Context, userID string, meta Meta) (res *Logi
 	sid := string(tok.sid[:])
 	now13 := ms13(now)
 	tail := now13 + sid + m
-	entry := string(rune(codeLogin)) + now13 + sid + string(zeroSID[:]) + m
+	// The history entry is built only where the script records it
+	// (history or events on: lib.lua's recording).
+	var entry string
+	if e.cfg.HistoryLimit != 0 || e.pubArg != "" {
+		entry = string(rune(codeLogin)) + now13 + sid + string(zeroSID[:]) + m
+	}
 	reject := evictAtCap
 	if e.cfg.Overflow == RejectNew {
 		reject = rejectAtCap
