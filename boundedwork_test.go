@@ -18,36 +18,45 @@ import (
 	"github.com/sessioncap/sessioncap/internal/redistest"
 )
 
-// scriptStats reads the calls and microseconds Redis spent in EVALSHA, and
-// the commands scripts issued from inside (everything but EVALSHA, EVAL
-// and the INFO/CONFIG the test sends itself).
-func scriptStats(t *testing.T, rdb *redis.Client) (calls, usec, inner int64) {
+// commandStats reads INFO commandstats: for each command, its integer
+// figures (calls, usec, rejected_calls, failed_calls) by name.
+func commandStats(t *testing.T, rdb *redis.Client) map[string]map[string]int64 {
 	t.Helper()
 	info, err := rdb.Info(context.Background(), "commandstats").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
+	out := map[string]map[string]int64{}
 	for _, l := range strings.Split(info, "\r\n") {
 		name, rest, ok := strings.Cut(strings.TrimPrefix(l, "cmdstat_"), ":")
 		if !ok || !strings.HasPrefix(l, "cmdstat_") {
 			continue
 		}
-		var c, u int64
+		fields := map[string]int64{}
 		for _, kv := range strings.Split(rest, ",") {
 			k, v, _ := strings.Cut(kv, "=")
-			switch k {
-			case "calls":
-				c, _ = strconv.ParseInt(v, 10, 64)
-			case "usec":
-				u, _ = strconv.ParseInt(v, 10, 64)
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				fields[k] = n
 			}
 		}
+		out[name] = fields
+	}
+	return out
+}
+
+// scriptStats reads the calls and microseconds Redis spent in script calls
+// (FCALL, or EVALSHA for the EVAL form), and the commands scripts issued
+// from inside (everything but those, EVAL and the INFO/CONFIG the test
+// sends itself).
+func scriptStats(t *testing.T, rdb *redis.Client) (calls, usec, inner int64) {
+	t.Helper()
+	for name, f := range commandStats(t, rdb) {
 		switch name {
 		case "evalsha", "fcall":
-			calls, usec = calls+c, usec+u
+			calls, usec = calls+f["calls"], usec+f["usec"]
 		case "eval", "info", "config|resetstat", "script|load", "function|load":
 		default:
-			inner += c
+			inner += f["calls"]
 		}
 	}
 	return calls, usec, inner

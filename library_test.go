@@ -204,31 +204,6 @@ func (l *logRecorder) messages() []string {
 	return append([]string(nil), l.msgs...)
 }
 
-// commandStat reads one figure of INFO commandstats for a command.
-func commandStat(t *testing.T, rdb *redis.Client, cmd, field string) int64 {
-	t.Helper()
-	info, err := rdb.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(info, "\r\n") {
-		rest, ok := strings.CutPrefix(l, "cmdstat_"+cmd+":")
-		if !ok {
-			continue
-		}
-		for _, kv := range strings.Split(rest, ",") {
-			if v, ok := strings.CutPrefix(kv, field+"="); ok {
-				n, err := strconv.ParseInt(v, 10, 64)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return n
-			}
-		}
-	}
-	return 0
-}
-
 // TestLibraryLoadsOnceForConcurrentCalls: after a flush, concurrent calls
 // find the library missing together; they send one FUNCTION LOAD between
 // them, and every call succeeds.

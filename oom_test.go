@@ -117,7 +117,7 @@ func fullRedisUnderNoeviction(t *testing.T, evalOnly bool) {
 
 	// The function form was refused, not run, and the engine kept it for
 	// when memory is back.
-	if refused := commandStat(t, rdb, "fcall", "rejected_calls"); evalOnly != (refused == 0) || e.functions() == evalOnly {
+	if refused := commandStats(t, rdb)["fcall"]["rejected_calls"]; evalOnly != (refused == 0) || e.functions() == evalOnly {
 		t.Fatalf("EvalOnly %v: %d FCALLs refused, functions in use afterwards: %v", evalOnly, refused, e.functions())
 	}
 
