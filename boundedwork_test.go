@@ -109,32 +109,43 @@ func TestLoginScriptTimeAtTheCeiling(t *testing.T) {
 		}
 		return float64(usec) / float64(calls), float64(inner) / float64(calls)
 	}
-	// Each side's cost is its quietest round (the minimum of 7): on a
-	// shared machine a round is only ever slowed, by a preemption in the
-	// middle of a script, never sped up.
+	// Each side's cost is its quietest round: on a shared machine a round
+	// is only ever slowed, by a preemption in the middle of a script, never
+	// sped up. Rounds come in attempts of 7, a few seconds apart, until
+	// the ratio holds or 4 attempts have run: in CI the first seconds of
+	// the package overlap other packages' tests on the two cores, and the
+	// large index, with more memory to touch, is slowed more than the
+	// small one (2.80× to 2.95× in CI's plain step, 3.03× once beside a
+	// race-built package, 2.76× to 2.84× quiet). An index walked in full
+	// measured 26× (see above), so no quiet moment hides a real
+	// regression. The function library took the same few microseconds off
+	// both sides, which left the ratio less room than the EVAL form's
+	// 2.5×.
 	small, big := math.Inf(1), math.Inf(1)
 	var inner string
-	for range 7 {
-		s, si := round("small", 300)
-		b, bi := round("big", 300)
-		// A large index reads a few blocks more than a small one: a
-		// constant, not a share of the sessions.
-		if bi > si+4 {
-			t.Fatalf("a sign-in issues %.2f commands from inside the script at 1,000 sessions and %.2f at one", bi, si)
+	ratio, attempts := math.Inf(1), 0
+	for attempts < 4 && ratio > loginCeilingRatio {
+		if attempts > 0 {
+			time.Sleep(3 * time.Second)
 		}
-		inner = fmt.Sprintf("%.2f at one session, %.2f at 1,000", si, bi)
-		small, big = min(small, s), min(big, b)
+		attempts++
+		for range 7 {
+			s, si := round("small", 300)
+			b, bi := round("big", 300)
+			// A large index reads a few blocks more than a small one: a
+			// constant, not a share of the sessions.
+			if bi > si+4 {
+				t.Fatalf("a sign-in issues %.2f commands from inside the script at 1,000 sessions and %.2f at one", bi, si)
+			}
+			inner = fmt.Sprintf("%.2f at one session, %.2f at 1,000", si, bi)
+			small, big = min(small, s), min(big, b)
+		}
+		ratio = big / small
 	}
-	ratio := big / small
-	t.Logf("evicting login script (quietest of 7 rounds of 300): %.1f µs at one session, %.1f µs at %d: %.2f×; commands from inside: %s",
-		small, big, DefaultSessionCeiling, ratio, inner)
-	// Not under the race detector: CI runs this test in its plain step,
-	// and in the race step other packages' instrumented tests share the
-	// two cores. There the large index, with more memory to touch, is
-	// slowed more than the small one: 2.74× to 3.07× in three runs beside
-	// a race-built package, against 2.76× quiet. The function library took
-	// the same few microseconds off both sides, which left the ratio less
-	// room than the EVAL form's 2.5×.
+	t.Logf("evicting login script (quietest of %d rounds of 300): %.1f µs at one session, %.1f µs at %d: %.2f×; commands from inside: %s",
+		7*attempts, small, big, DefaultSessionCeiling, ratio, inner)
+	// Not under the race detector, whose instrumented tests in other
+	// packages keep the cores busy for the whole step.
 	if ratio > loginCeilingRatio && !raceEnabled {
 		t.Fatalf("a sign-in at %d sessions costs %.2f× one at a single session, want at most %d×", DefaultSessionCeiling, ratio, loginCeilingRatio)
 	}
