@@ -29,12 +29,15 @@ func TestLoginIsOneRoundTripAndValidateOneCommand(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, b *backend) {
 		e := b.engine(t, Config{MaxSessions: 3, IdleTimeout: 10 * time.Minute, TouchInterval: time.Minute})
-		// Warm the script cache so EVALSHA hits; the cold path is tested
-		// in TestScriptCacheFlushCostsOneRetry.
+		// Warm up so no call below meets a missing script: the Login loads
+		// the function library (on every master), or, in the EVAL form,
+		// the login script; the cold path is tested in
+		// TestScriptCacheFlushCostsOneRetry.
 		warm := mustLogin(t, e, "warm", Meta{})
 		validOK(t, e, warm.Token)
 		// That Validate took the HGET path (the touch cache knew the new
-		// session), so load the script too, on every shard.
+		// session), so load the EVAL form's validate script too, on every
+		// shard.
 		if err := scriptValidate.eval.Load(ctx, b.client).Err(); err != nil {
 			t.Fatal(err)
 		}

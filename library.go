@@ -161,7 +161,7 @@ func (e *Engine) giveUpFunctions(ctx context.Context, err error) {
 // libraryLoad is one FUNCTION LOAD in flight, which the engine's other
 // callers that found the library missing wait for instead of sending their
 // own: after a restart or a flush, every concurrent call misses at once,
-// and each would otherwise send the 40 KB library.
+// and each would otherwise send the 42 KB library.
 type libraryLoad struct {
 	done chan struct{}
 	err  error
