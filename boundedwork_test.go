@@ -115,12 +115,10 @@ func TestLoginScriptTimeAtTheCeiling(t *testing.T) {
 	// the ratio holds or 4 attempts have run: in CI the first seconds of
 	// the package overlap other packages' tests on the two cores, and the
 	// large index, with more memory to touch, is slowed more than the
-	// small one (2.80× to 2.95× in CI's plain step, 3.03× once beside a
-	// race-built package, 2.76× to 2.84× quiet). An index walked in full
-	// measured 26× (see above), so no quiet moment hides a real
-	// regression. The function library took the same few microseconds off
-	// both sides, which left the ratio less room than the EVAL form's
-	// 2.5×.
+	// small one (2.80× to 2.95× in CI's plain step before the eighth
+	// round's short last blocks, against 2.76× to 2.89× quiet; 2.26× to
+	// 2.31× quiet since). An index walked in full measured 26× (see
+	// above), so no quiet moment hides a real regression.
 	small, big := math.Inf(1), math.Inf(1)
 	var inner string
 	ratio, attempts := math.Inf(1), 0

@@ -56,6 +56,7 @@ var luaTwins = map[string]any{
 	"L_ENTRY_LEN":      lEntryLen,
 	"X_ENTRY_LEN":      xEntryLen,
 	"BLOCK_MAX":        blockMax,
+	"TAIL_MAX":         tailMax,
 	"SMALL_MAX":        smallMax,
 	"SMALL_MIN":        smallMin,
 	"BLOCK_PREFIX":     blockPrefix,

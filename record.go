@@ -90,6 +90,7 @@ const (
 	lEntryLen            = seqLen + sidLen         // seq, ID: sign-in order
 	xEntryLen            = tsLen + seqLen + sidLen // expiry, seq, ID: expiry order
 	blockMax             = 64
+	tailMax              = 16
 	smallMax             = 32
 	smallMin             = 16
 	blockPrefix          = "b"

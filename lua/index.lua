@@ -8,11 +8,12 @@
 --      TTL).
 --
 -- Each order is a sorted list of fixed-width entries cut into blocks of at
--- most BLOCK_MAX entries, found through a directory of their first
--- entries, so a call reads and rewrites O(1) blocks and O(log n) of the
--- directory, never the whole index: Redis's Lua hashes every byte of every
--- string it makes (1.3 ns a byte, bench/NOTES.md), so a string's size is
--- its cost.
+-- most BLOCK_MAX entries (the last, where new entries land, cut back when
+-- a change leaves it over TAIL_MAX), found through a directory of their
+-- first entries, so a call reads and rewrites O(1) blocks and O(log n) of
+-- the directory, never the whole index: Redis's Lua hashes every byte of
+-- every string it makes (1.3 ns a byte, bench/NOTES.md), so a string's
+-- size is its cost.
 --
 -- Stored in the user's hash:
 --   small (at most SMALL_MAX sessions): 'j' = L .. X, no directory;
@@ -117,6 +118,27 @@ local function dirFirst(o, i)
   return sub(o.dir, p, p + o.kw - 1)
 end
 
+-- splice returns s with its bytes from..to replaced by ins (to = from - 1
+-- inserts). A change at either end makes one new string, not a result
+-- and two pieces: Lua pays for a string by its bytes (bench/NOTES.md), and
+-- a sign-in changes its blocks mostly at their ends (the oldest session
+-- goes from the front, the newest joins at the back).
+local function splice(s, from, to, ins)
+  if to < from and ins == '' then return s end
+  local n = #s
+  if from <= 1 then
+    if to >= n then return ins end
+    if to < 1 then return ins .. s end
+    if ins == '' then return sub(s, to + 1) end
+    return ins .. sub(s, to + 1)
+  end
+  if to >= n then
+    if from > n then return s .. ins end
+    return sub(s, 1, from - 1) .. ins
+  end
+  return sub(s, 1, from - 1) .. ins .. sub(s, to + 1)
+end
+
 -- Block i's entries, read once per call.
 local function block(o, i)
   if o.one then return o.one end
@@ -176,11 +198,30 @@ local function setBlock(o, i, b)
     o.blocks[id], o.dirty[id] = b1, true
     o.blocks[id2], o.dirty[id2] = b2, true
     entry = dirEntry(o, id, b1) .. dirEntry(o, id2, b2)
+  elseif i > 1 and i == dirLen(o) and n > TAIL_MAX then
+    -- The last block, where sign-ins and refreshes add, is read and
+    -- rewritten by nearly every call, so it is kept short: all but its
+    -- newest entry join the block before it if they fit, or else become
+    -- a block of their own (bench/NOTES.md, eighth round).
+    local cut = (n - 1) * w
+    local rest, last = sub(b, 1, cut), sub(b, cut + 1)
+    local prev = block(o, i - 1)
+    if #prev / w + n - 1 <= BLOCK_MAX then
+      local pid, merged = dirID(o, i - 1), prev .. rest
+      o.blocks[pid], o.dirty[pid] = merged, true
+      o.blocks[id], o.dirty[id] = last, true
+      o.dir = splice(o.dir, p - o.dw + 1, p + o.dw, dirEntry(o, pid, merged) .. dirEntry(o, id, last))
+      return
+    end
+    local id2 = newID()
+    o.blocks[id], o.dirty[id] = rest, true
+    o.blocks[id2], o.dirty[id2] = last, true
+    entry = dirEntry(o, id, rest) .. dirEntry(o, id2, last)
   else
     o.blocks[id], o.dirty[id] = b, true
     entry = dirEntry(o, id, b)
   end
-  o.dir = sub(o.dir, 1, p) .. entry .. sub(o.dir, p + o.dw + 1)
+  o.dir = splice(o.dir, p + 1, p + o.dw, entry)
 end
 
 -- Read, in one HMGET, the blocks a sign-in needs of a large index: the
@@ -232,7 +273,7 @@ local function insert(o, k)
   local i = locate(o, k)
   local b = block(o, i)
   local p = countUpTo(b, o.w, k) * o.w
-  setBlock(o, i, sub(b, 1, p) .. k .. sub(b, p + 1))
+  setBlock(o, i, splice(b, p + 1, p, k))
 end
 
 -- Where sid's entry is (block, position), looked up by pre, what its entry
@@ -258,7 +299,7 @@ end
 
 local function removeAt(o, i, q)
   local b = block(o, i)
-  setBlock(o, i, sub(b, 1, q - 1) .. sub(b, q + o.w))
+  setBlock(o, i, splice(b, q, q + o.w - 1, ''))
 end
 
 -- Add a live session with its expiry (13-digit ms): newest in sign-in

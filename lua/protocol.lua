@@ -44,6 +44,7 @@ local SEQ_LEN, SEQ_FORMAT = 10, '%010d' -- a sign-in's number
 local L_ENTRY_LEN = 26        -- seq .. ID
 local X_ENTRY_LEN = 39        -- expiry .. seq .. ID
 local BLOCK_MAX = 64          -- entries per block at most (more: cut in two)
+local TAIL_MAX = 16           -- a large order's last block is cut back past this many
 local SMALL_MAX = 32          -- sessions a small index holds at most
 local SMALL_MIN = 16          -- a large index turns small again at this many
 local BLOCK_PREFIX = 'b'      -- a block's field is this and its ID
