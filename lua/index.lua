@@ -8,8 +8,8 @@
 --      TTL).
 --
 -- Each order is a sorted list of fixed-width entries cut into blocks of at
--- most BLOCK_MAX entries (the last, where new entries land, cut back when
--- a change leaves it over TAIL_MAX), found through a directory of their
+-- most BLOCK_MAX entries (the last of several, where new entries land,
+-- cut back when a change leaves it over TAIL_MAX), found through a directory of their
 -- first entries, so a call reads and rewrites O(1) blocks and O(log n) of
 -- the directory, never the whole index: Redis's Lua hashes every byte of
 -- every string it makes (1.3 ns a byte, bench/NOTES.md), so a string's
@@ -173,6 +173,15 @@ local function unfold(o)
   o.one = nil
 end
 
+-- Cut block id's new entries b after byte at: the first part keeps the
+-- ID, the rest becomes a new block. It returns their directory entries.
+local function cutBlock(o, id, b, at)
+  local b1, b2, id2 = sub(b, 1, at), sub(b, at + 1), newID()
+  o.blocks[id], o.dirty[id] = b1, true
+  o.blocks[id2], o.dirty[id2] = b2, true
+  return dirEntry(o, id, b1) .. dirEntry(o, id2, b2)
+end
+
 -- Give block i the entries b (sorted): the directory follows, an empty
 -- block goes, and one over BLOCK_MAX is cut in two.
 local function setBlock(o, i, b)
@@ -193,30 +202,22 @@ local function setBlock(o, i, b)
     entry = ''
     o.blocks[id], o.dirty[id], o.removed[id] = nil, nil, true
   elseif n > BLOCK_MAX then
-    local half = math.floor(n / 2) * w
-    local b1, b2, id2 = sub(b, 1, half), sub(b, half + 1), newID()
-    o.blocks[id], o.dirty[id] = b1, true
-    o.blocks[id2], o.dirty[id2] = b2, true
-    entry = dirEntry(o, id, b1) .. dirEntry(o, id2, b2)
+    entry = cutBlock(o, id, b, math.floor(n / 2) * w)
   elseif i > 1 and i == dirLen(o) and n > TAIL_MAX then
-    -- The last block, where sign-ins and refreshes add, is read and
-    -- rewritten by nearly every call, so it is kept short: all but its
-    -- newest entry join the block before it if they fit, or else become
-    -- a block of their own (bench/NOTES.md, eighth round).
-    local cut = (n - 1) * w
-    local rest, last = sub(b, 1, cut), sub(b, cut + 1)
-    local prev = block(o, i - 1)
-    if #prev / w + n - 1 <= BLOCK_MAX then
-      local pid, merged = dirID(o, i - 1), prev .. rest
+    -- The last of several blocks, where sign-ins and refreshes add, is
+    -- read and rewritten by nearly every call, so it is kept short: all
+    -- but its newest entry join the block before it if they fit, or else
+    -- become a block of their own (bench/NOTES.md, eighth round).
+    local cut, prev = (n - 1) * w, block(o, i - 1)
+    if #prev / w + n - 1 > BLOCK_MAX then
+      entry = cutBlock(o, id, b, cut)
+    else
+      local pid, merged, last = dirID(o, i - 1), prev .. sub(b, 1, cut), sub(b, cut + 1)
       o.blocks[pid], o.dirty[pid] = merged, true
       o.blocks[id], o.dirty[id] = last, true
       o.dir = splice(o.dir, p - o.dw + 1, p + o.dw, dirEntry(o, pid, merged) .. dirEntry(o, id, last))
       return
     end
-    local id2 = newID()
-    o.blocks[id], o.dirty[id] = rest, true
-    o.blocks[id2], o.dirty[id2] = last, true
-    entry = dirEntry(o, id, rest) .. dirEntry(o, id2, last)
   else
     o.blocks[id], o.dirty[id] = b, true
     entry = dirEntry(o, id, b)
