@@ -9,11 +9,11 @@
 --
 -- Each order is a sorted list of fixed-width entries cut into blocks of at
 -- most BLOCK_MAX entries (the last of several, where new entries land,
--- cut back when a change leaves it over TAIL_MAX), found through a directory of their
--- first entries, so a call reads and rewrites O(1) blocks and O(log n) of
--- the directory, never the whole index: Redis's Lua hashes every byte of
--- every string it makes (1.3 ns a byte, bench/NOTES.md), so a string's
--- size is its cost.
+-- cut back when a change leaves it over TAIL_MAX), found through a
+-- directory of their first entries, so a call reads and rewrites O(1)
+-- blocks and O(log n) of the directory, never the whole index: Redis's Lua
+-- hashes every byte of every string it makes (1.3 ns a byte,
+-- bench/NOTES.md), so a string's size is its cost.
 --
 -- Stored in the user's hash:
 --   small (at most SMALL_MAX sessions): 'j' = L .. X, no directory;
