@@ -84,11 +84,19 @@ local function reuse(t)
   return t
 end
 
+-- reuseList is reuse for a table used only as a list: emptied from its
+-- end with no call to next or pairs, which are C calls.
+local function reuseList(t)
+  if not t then return {} end
+  for i = #t, 1, -1 do t[i] = nil end
+  return t
+end
+
 -- indexBegin sets the index's state for a call: every call starts from
 -- nothing read and nothing changed.
 local function indexBegin()
   D, sub = KEYS[1], string.sub
-  writes, dead, idxHas = reuse(writes), reuse(dead), reuse(idxHas)
+  writes, dead, idxHas = reuseList(writes), reuseList(dead), reuse(idxHas)
   if not orders then
     byLogin, byExpiry = newOrder(L_ENTRY_LEN, SEQ_LEN), newOrder(X_ENTRY_LEN, TS_LEN + SEQ_LEN)
     orders = {byLogin, byExpiry}

@@ -1,14 +1,15 @@
 -- Login: add a session, drop expired ones, and enforce the cap, atomically.
-local sid = ARGV[9]            -- the new session's ID
-local rec = ARGV[10]            -- its record
-local limit = tonumber(ARGV[11]) -- the user's cap, -1 = unlimited
-local reject = ARGV[12]        -- REJECT to refuse at the cap instead of evicting
-local evictTail = ARGV[13]     -- tombstone tail for the sessions this login evicts
-local loginEntry = ARGV[14]    -- the login's history entry
-local sidExpiry = ARGV[15]     -- the new session's expiry, 13-digit ms
-local replace = ARGV[16]       -- a session this sign-in replaces (its ID), or ''
-local othersCode = ARGV[17]    -- end every other session with this code, or ''
-local ceiling = tonumber(ARGV[18]) -- the most live sessions anyone may hold
+-- Numbers come as + 0, not tonumber (see begin).
+local sid = ARGV[9]               -- the new session's ID
+local rec = ARGV[10]              -- its record
+local limit = ARGV[11] + 0        -- the user's cap, -1 = unlimited
+local reject = ARGV[12]           -- REJECT to refuse at the cap instead of evicting
+local evictTail = ARGV[13]        -- tombstone tail for the sessions this login evicts
+local loginEntry = ARGV[14]       -- the login's history entry
+local sidExpiry = ARGV[15]        -- the new session's expiry, 13-digit ms
+local replace = ARGV[16]          -- a session this sign-in replaces (its ID), or ''
+local othersCode = ARGV[17]       -- end every other session with this code, or ''
+local ceiling = ARGV[18] + 0      -- the most live sessions anyone may hold
 
 local REJECT = '1'
 -- go-redis resends a command whose reply was lost (the server died just
