@@ -72,6 +72,12 @@ local nextID   -- the next block ID
 local idxMode  -- 'j' (small), 'k' (large) or '' (none), as read
 local idxHas   -- which of 'j' and 'k' exist, as read (indexSave removes the one it does not write)
 local idxDirty -- whether the index changed
+-- idxLarge: whether an order has been in blocks since the tables of
+-- blocks were last emptied. Only an order in blocks (one = nil) reads or
+-- changes a block, and one turns nil only in indexLoad and unfold, so a
+-- call that never got there leaves the tables empty and the next
+-- indexBegin skips six C calls to next.
+local idxLarge = true
 
 -- reuse returns t emptied, or a new table when there is none yet: in the
 -- library the call's tables outlive it, and emptying one costs Redis less
@@ -96,7 +102,9 @@ end
 -- nothing read and nothing changed.
 local function indexBegin()
   D, sub = KEYS[1], string.sub
-  writes, dead, idxHas = reuseList(writes), reuseList(dead), reuse(idxHas)
+  writes, dead = reuseList(writes), reuseList(dead)
+  idxHas = idxHas or {}
+  idxHas.j, idxHas.k = nil, nil -- its only keys
   if not orders then
     byLogin, byExpiry = newOrder(L_ENTRY_LEN, SEQ_LEN), newOrder(X_ENTRY_LEN, TS_LEN + SEQ_LEN)
     orders = {byLogin, byExpiry}
@@ -104,8 +112,11 @@ local function indexBegin()
   for i = 1, 2 do
     local o = orders[i]
     o.one, o.dir = '', ''
-    o.blocks, o.dirty, o.removed = reuse(o.blocks), reuse(o.dirty), reuse(o.removed)
+    if idxLarge then
+      o.blocks, o.dirty, o.removed = reuse(o.blocks), reuse(o.dirty), reuse(o.removed)
+    end
   end
+  idxLarge = false
   idxN, nextID, idxMode, idxDirty = 0, 0, '', false
 end
 
@@ -178,7 +189,7 @@ local function unfold(o)
     o.blocks[id], o.dirty[id] = o.one, true
     o.dir = dirEntry(o, id, o.one)
   end
-  o.one = nil
+  o.one, idxLarge = nil, true
 end
 
 -- Cut block id's new entries b after byte at: the first part keeps the
@@ -425,7 +436,7 @@ local function indexLoad(j, k)
     local xs = HEADER_LEN + nl * byLogin.dw
     if #k < xs or (#k - xs) % byExpiry.dw ~= 0 then return false end
     byLogin.dir, byExpiry.dir, idxN, idxMode = sub(k, HEADER_LEN + 1, xs), sub(k, xs + 1), n, 'k'
-    byLogin.one, byExpiry.one = nil, nil
+    byLogin.one, byExpiry.one, idxLarge = nil, nil, true
     return true
   end
   if not j then return true end

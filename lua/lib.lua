@@ -80,7 +80,7 @@ end
 local function batch(cmd, key, list, out, from)
   local n = #list
   for i = from or 1, n, 200 do
-    local r = redis.call(cmd, key, unpack(list, i, math.min(i + 199, n)))
+    local r = redis.call(cmd, key, unpack(list, i, i + 199 < n and i + 199 or n))
     if out then
       for j = 1, #r do out[#out + 1] = r[j] end
     end
@@ -242,7 +242,7 @@ local function done(mayShrink)
   -- so a user signing in thousands of times a day cannot grow one key
   -- without bound; those then read as expired. Only the newest maxTombs of
   -- this call's own keep theirs.
-  local skip = math.max(0, #tombs - maxTombs)
+  local skip = #tombs > maxTombs and #tombs - maxTombs or 0
   local p, n, total = 1, #tix, #tix / ENTRY_LEN + #tombs - skip
   while p <= n do
     local e = tonumber(sub(tix, p + SID_LEN, p + ENTRY_LEN - 1))
@@ -275,7 +275,7 @@ local function done(mayShrink)
     end
   end
   if #writes > 0 then
-    local first = redis.pcall('HSET', D, unpack(writes, 1, math.min(200, #writes)))
+    local first = redis.pcall('HSET', D, unpack(writes, 1, #writes < 200 and #writes or 200))
     if isOOM(first) and mayShrink then
       -- Records only: removing an index field without writing its
       -- replacement would lose sessions from the index.
@@ -292,7 +292,8 @@ local function done(mayShrink)
     end
     batch('HSET', D, writes, nil, 201)
   end
-  local m = math.max(indexMaxExpiry(), maxTomb)
+  local m = indexMaxExpiry()
+  if maxTomb > m then m = maxTomb end
   -- Whatever is written lives at least a moment, never forever.
   if #writes > 0 and m <= now then m = now + 1 end
   if m > now and (#writes > 0 or #dead > 0) then redis.call('PEXPIRE', D, m - now) end
