@@ -471,11 +471,14 @@ end
 local function indexSave()
   if not idxDirty then return end
   local large = idxN > SMALL_MAX or (idxMode == 'k' and idxN > SMALL_MIN)
-  for _, o in ipairs(orders) do
-    for id in pairs(o.removed) do dead[#dead + 1] = BLOCK_PREFIX .. id end
+  if idxLarge then
+    for n = 1, 2 do
+      for id in pairs(orders[n].removed) do dead[#dead + 1] = BLOCK_PREFIX .. id end
+    end
   end
   if large then
-    for _, o in ipairs(orders) do
+    for n = 1, 2 do
+      local o = orders[n]
       unfold(o)
       for id, b in pairs(o.blocks) do
         if o.dirty[id] then
@@ -490,17 +493,23 @@ local function indexSave()
     if idxHas.j then dead[#dead + 1] = 'j' end
     return
   end
-  -- Small, or none: the blocks a large index had go.
-  local parts = {}
-  for _, o in ipairs(orders) do
-    for i = 1, dirLen(o) do
-      parts[#parts + 1] = block(o, i)
-      if not o.one then dead[#dead + 1] = BLOCK_PREFIX .. dirID(o, i) end
+  -- Small, or none: the blocks a large index had go. Both orders are
+  -- usually one string each already.
+  local j = byLogin.one and byExpiry.one and byLogin.one .. byExpiry.one
+  if not j then
+    local parts = {}
+    for n = 1, 2 do
+      local o = orders[n]
+      for i = 1, dirLen(o) do
+        parts[#parts + 1] = block(o, i)
+        if not o.one then dead[#dead + 1] = BLOCK_PREFIX .. dirID(o, i) end
+      end
     end
+    j = table.concat(parts)
   end
   if idxN > 0 then
     writes[#writes + 1] = 'j'
-    writes[#writes + 1] = table.concat(parts)
+    writes[#writes + 1] = j
   elseif idxHas.j then
     dead[#dead + 1] = 'j'
   end

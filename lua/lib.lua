@@ -100,6 +100,7 @@ local tombs      -- tombstone index entries this call adds
 local tombRecs   -- and the tombstones themselves, written by done()
 local cField     -- field 'c' as read (LogoutAll's running count), or false
 local tombEntry  -- the expiry part of those, built once
+local tombUntil  -- and the same as a number
 local endedHere  -- sessions this call ended (finish), for an out-of-memory ending
 
 -- A record's expiry as an index key (13 digits).
@@ -207,7 +208,10 @@ end
 -- index.
 local function finish(sid, r, code, tail, by)
   tombRecs[#tombRecs + 1] = code .. sub(r, DIGEST_FROM, DIGEST_TO) .. tail
-  if not tombEntry then tombEntry = string.format(TS_FORMAT, now + tombTTL) end
+  if not tombEntry then
+    tombUntil = now + tombTTL
+    tombEntry = string.format(TS_FORMAT, tombUntil)
+  end
   tombs[#tombs + 1] = sid .. tombEntry
   endedHere[#endedHere + 1] = sid
   indexDrop(sid, expiry13(r))
@@ -245,28 +249,41 @@ local function done(mayShrink)
   local skip = #tombs > maxTombs and #tombs - maxTombs or 0
   local p, n, total = 1, #tix, #tix / ENTRY_LEN + #tombs - skip
   while p <= n do
-    local e = tonumber(sub(tix, p + SID_LEN, p + ENTRY_LEN - 1))
-    if e and e > now and total <= maxTombs then break end
+    if total <= maxTombs then
+      local e = tonumber(sub(tix, p + SID_LEN, p + ENTRY_LEN - 1))
+      if e and e > now then break end
+    end
     dead[#dead + 1] = sub(tix, p, p + SID_LEN - 1)
     p, total = p + ENTRY_LEN, total - 1
   end
   local maxTomb = 0
   if #tombs > 0 or p > 1 or tDamaged then
-    local t = sub(tix, p) .. table.concat(tombs, '', skip + 1)
+    -- The kept tail of the index as read (tix itself when nothing goes:
+    -- sub would hash all of it again), then this call's kept tombstones.
+    local t = p == 1 and tix or sub(tix, p)
+    if #tombs == skip + 1 then
+      t = t .. tombs[#tombs]
+    elseif #tombs > skip then
+      t = t .. table.concat(tombs, '', skip + 1)
+    end
     if #t > 0 then
       writes[#writes + 1] = 't'
       writes[#writes + 1] = t
     elseif tRead then
       dead[#dead + 1] = 't'
     end
-    if #t >= ENTRY_LEN then maxTomb = tonumber(sub(t, -TS_LEN)) or 0 end
+    if #tombs > skip then
+      maxTomb = tombUntil -- this call's, the newest
+    elseif #t >= ENTRY_LEN then
+      maxTomb = tonumber(sub(t, -TS_LEN)) or 0
+    end
   elseif n >= ENTRY_LEN then
     maxTomb = tonumber(sub(tix, -TS_LEN)) or 0
   end
   -- This call's endings beyond maxTombs lose their records instead of
   -- becoming tombstones.
   for k = 1, #tombs do
-    local s = sub(tombs[k], 1, SID_LEN)
+    local s = endedHere[k] -- tombs[k]'s session (finish appends to both)
     if k <= skip then
       dead[#dead + 1] = s
     else
