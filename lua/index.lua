@@ -46,10 +46,16 @@ end
 
 -- The number of entries of s (w wide, sorted) whose first #k bytes sort
 -- below k (strict) or at or below it.
+-- half(n) is math.floor(n / 2) for n >= 0 without a C call: the binary
+-- searches below take several steps per call.
+local function half(n)
+  return (n - n % 2) / 2
+end
+
 local function countUpTo(s, w, k, strict)
   local lo, hi, kl = 0, #s / w, #k - 1
   while lo < hi do
-    local mid = math.floor((lo + hi) / 2)
+    local mid = half(lo + hi)
     local p = mid * w + 1
     local e = sub(s, p, p + kl)
     if e < k or (not strict and e == k) then lo = mid + 1 else hi = mid end
@@ -249,21 +255,23 @@ end
 -- first, and the new one last).
 local function indexPrefetch()
   if byLogin.one then return end
-  local want, owner = {}, {}
-  for _, w in ipairs({{byLogin, 1}, {byLogin, dirLen(byLogin)}, {byExpiry, 1}, {byExpiry, dirLen(byExpiry)}}) do
-    local o, i = w[1], w[2]
-    if i > 0 then
-      local id = dirID(o, i)
-      if not o.blocks[id] and not owner[id] then
-        want[#want + 1] = BLOCK_PREFIX .. id
-        owner[id] = o
-      end
+  local want, ids, owner = {}, {}, {}
+  local function add(o, i)
+    if i == 0 then return end
+    local id = dirID(o, i)
+    if not o.blocks[id] and not owner[id] then
+      want[#want + 1], ids[#ids + 1] = BLOCK_PREFIX .. id, id
+      owner[id] = o
     end
   end
+  add(byLogin, 1)
+  add(byLogin, dirLen(byLogin))
+  add(byExpiry, 1)
+  add(byExpiry, dirLen(byExpiry))
   if #want == 0 then return end
   local got = redis.call('HMGET', D, unpack(want))
   for k = 1, #want do
-    local id = sub(want[k], #BLOCK_PREFIX + 1)
+    local id = ids[k]
     owner[id].blocks[id] = got[k] or ''
   end
 end
@@ -272,7 +280,7 @@ end
 local function locate(o, k)
   local lo, hi, at = 1, dirLen(o), 1
   while lo <= hi do
-    local mid = math.floor((lo + hi) / 2)
+    local mid = half(lo + hi)
     if dirFirst(o, mid) <= k then at, lo = mid, mid + 1 else hi = mid - 1 end
   end
   return at
@@ -337,8 +345,15 @@ local function indexAdd(sid, e13)
   idxN = idxN + 1
 end
 
+-- Whether indexDrop needs a session's expiry to find it quickly: only in
+-- blocks, where the expiry picks the block; one string is searched whole.
+local function indexByExpiry()
+  return not byExpiry.one
+end
+
 -- Drop a session from both orders, if there. e13 is its expiry as its
--- record says ('' if it has no readable record).
+-- record says ('' if it has no readable record, or indexByExpiry() is
+-- false).
 local function indexDrop(sid, e13)
   local i, q = findSid(byExpiry, e13, sid, TS_LEN + SEQ_LEN)
   if not i then return end
@@ -488,8 +503,8 @@ local function indexSave()
       end
     end
     writes[#writes + 1] = 'k'
-    writes[#writes + 1] = string.format(ID_FORMAT, nextID) .. string.format(COUNT_FORMAT, idxN) ..
-      string.format(DIR_COUNT_FORMAT, dirLen(byLogin)) .. byLogin.dir .. byExpiry.dir
+    writes[#writes + 1] = string.format(ID_FORMAT .. COUNT_FORMAT .. DIR_COUNT_FORMAT, nextID, idxN,
+      dirLen(byLogin)) .. byLogin.dir .. byExpiry.dir
     if idxHas.j then dead[#dead + 1] = 'j' end
     return
   end

@@ -214,7 +214,7 @@ local function finish(sid, r, code, tail, by)
   end
   tombs[#tombs + 1] = sid .. tombEntry
   endedHere[#endedHere + 1] = sid
-  indexDrop(sid, expiry13(r))
+  indexDrop(sid, indexByExpiry() and expiry13(r) or '')
   -- The history entry carries who acted after the ended session's meta,
   -- as the tombstone does.
   if recording then event(code .. now13 .. sid .. by .. meta(r) .. sub(tail, TAIL_ACTOR_FROM)) end
