@@ -44,14 +44,14 @@ local function findEntry(s, sid, w, off)
   end
 end
 
--- The number of entries of s (w wide, sorted) whose first #k bytes sort
--- below k (strict) or at or below it.
 -- half(n) is math.floor(n / 2) for n >= 0 without a C call: the binary
 -- searches below take several steps per call.
 local function half(n)
   return (n - n % 2) / 2
 end
 
+-- The number of entries of s (w wide, sorted) whose first #k bytes sort
+-- below k (strict) or at or below it.
 local function countUpTo(s, w, k, strict)
   local lo, hi, kl = 0, #s / w, #k - 1
   while lo < hi do
