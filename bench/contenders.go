@@ -202,6 +202,29 @@ var workloads = []workload{
 			return err
 		}, nil
 	}},
+	{name: "raw HGET (floor)", group: "raw", kind: "validate", prepare: func(ctx context.Context, env *env, users int) (func(ctx context.Context, i int) error, error) {
+		c := env.clients["raw"]
+		p := env.prefix("rawh")
+		rec := strings.Repeat("r", env.recLen)
+		keys := make([]string, users)
+		fields := make([]string, users)
+		for i := range keys {
+			keys[i] = fmt.Sprintf("%s:{%022d}:d", p, i)
+			fields[i] = fmt.Sprintf("%016d", i)
+		}
+		if err := parallel(ctx, users, func(ctx context.Context, i int) error {
+			return c.HSet(ctx, keys[i], fields[i], rec, "j", "0123456789012345678901234").Err()
+		}); err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, i int) error {
+			v, err := c.HGet(ctx, keys[i%users], fields[i%users]).Result()
+			if err == nil && len(v) != len(rec) {
+				err = errors.New("raw: short value")
+			}
+			return err
+		}, nil
+	}},
 	{name: "sessioncap Validate", group: "sessioncap", kind: "validate", prepare: sessioncapValidate("sessioncap", sessioncap.Config{})},
 	// The same with the touch cache off: every call runs the validate
 	// script, which is what an engine that has not yet seen a session, or a
@@ -254,6 +277,8 @@ var workloads = []workload{
 			return c.Set(ctx, fmt.Sprintf("%s:%d", p, i%users), rec, 24*time.Hour).Err()
 		}, nil
 	}},
+	// The evicting sign-in's commands in one function, without its logic.
+	{name: "sign-in floor: FCALL of its commands", group: "raw", kind: "login", prepare: signinFloor},
 	{name: "sessioncap Login cap 1", group: "sessioncap", kind: "login", prepare: sessioncapLogin("sessioncap", 1, false)},
 	{name: "sessioncap Login cap 3", group: "sessioncap", kind: "login", prepare: sessioncapLogin("sessioncap", 3, false)},
 	// The same sign-in with Config.EvalOnly: the scripts by EVALSHA, not

@@ -59,7 +59,7 @@ func main() {
 	flag.IntVar(&o.users, "users", 0, "users per load cell (default 5000, 1000 with -short)")
 	flag.IntVar(&o.memN, "mem", 0, "sessions for the memory phase (default 100000, 20000 with -short)")
 	flag.StringVar(&o.outDir, "out", "", "directory for the SVG chart (default bench/results)")
-	flag.StringVar(&o.only, "only", "", "run only rows whose name contains this")
+	flag.StringVar(&o.only, "only", "", "run only rows whose name contains one of these comma-separated strings")
 	flag.BoolVar(&o.skipMem, "nomem", false, "skip the memory phase")
 	flag.BoolVar(&o.skipLoad, "noload", false, "skip the load phase")
 	flag.StringVar(&o.replot, "replot", "", "redraw the chart from a -json file and exit")
@@ -276,10 +276,23 @@ type cell struct {
 	FirstError  string  `json:"first_error,omitempty"`
 }
 
+// selected reports whether -only lets the row named name run.
+func (o options) selected(name string) bool {
+	if o.only == "" {
+		return true
+	}
+	for _, s := range strings.Split(o.only, ",") {
+		if s != "" && strings.Contains(name, s) {
+			return true
+		}
+	}
+	return false
+}
+
 func loadPhase(ctx context.Context, ctl *redis.Client, env *env, o options, rep *report) error {
 	rows := map[string]*row{}
 	for _, w := range workloads {
-		if o.only != "" && !strings.Contains(w.name, o.only) {
+		if !o.selected(w.name) {
 			continue
 		}
 		r := &row{Name: w.name, Group: w.group, Kind: w.kind, Cells: map[int][]cell{}}

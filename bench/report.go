@@ -148,6 +148,7 @@ func (rep *report) computeRatios() {
 		{"sessioncap Login cap 3", "login script µs/call, cap 3, evicting (all cells)", "≤ 20"},
 		{"sessioncap Login cap 1", "login script µs/call, cap 1, evicting (all cells)", "≤ 20"},
 		{"sessioncap Login cap 1, EVAL", "login script µs/call, cap 1, EVAL form (all cells)", "(none)"},
+		{"sign-in floor: FCALL of its commands", "sign-in floor µs/call: the login's commands, no logic (all cells)", "(none)"},
 	} {
 		r := rep.row(s.row)
 		if r == nil {
