@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -101,9 +102,7 @@ func memoryPhase(ctx context.Context, ctl *redis.Client, env *env, n int) ([]mem
 		if err := configSet(ctx, ctl, "hash-max-listpack-value", val); err != nil {
 			return nil, err
 		}
-		// Let lazy frees and the allocator settle before the baseline.
-		time.Sleep(200 * time.Millisecond)
-		before, err := info(ctx, ctl)
+		before, err := settled(ctx, ctl)
 		if err != nil {
 			return nil, err
 		}
@@ -111,13 +110,17 @@ func memoryPhase(ctx context.Context, ctl *redis.Client, env *env, n int) ([]mem
 		if err := s.fill(ctx, users, s.perUser); err != nil {
 			return nil, fmt.Errorf("memory %s: %w", s.name, err)
 		}
-		after, err := info(ctx, ctl)
+		after, err := settled(ctx, ctl)
 		if err != nil {
 			return nil, err
 		}
+		// The connections' buffers are not the sessions' (see settled).
+		stored := (after.usedMemory - after.clientsMem) - (before.usedMemory - before.clientsMem)
+		fmt.Fprintf(os.Stderr, "bench: memory: %s%s: %d bytes stored; client buffers %+d bytes, not counted\n",
+			s.name, suffix(s.tuned), stored, after.clientsMem-before.clientsMem)
 		out = append(out, memRow{
 			Name: s.name, Users: users, SessionsPerUser: s.perUser, Sessions: sessions,
-			BytesPerSession: float64(after.usedMemory-before.usedMemory) / float64(sessions),
+			BytesPerSession: float64(stored) / float64(sessions),
 			Tuned:           s.tuned,
 		})
 	}
@@ -125,6 +128,36 @@ func memoryPhase(ctx context.Context, ctl *redis.Client, env *env, n int) ([]mem
 		return nil, err
 	}
 	return out, ctl.FlushAll(ctx).Err()
+}
+
+// settled reads INFO once used_memory and the connections' memory
+// (mem_clients_normal) have held still for a second. The bench keeps
+// hundreds of connections open, and Redis sizes each one's reply buffer
+// and recounts its memory in its client cron, a second or more after the
+// traffic that changed it: a baseline read too early once carried 5 MB
+// that the fill then freed (53 bytes a session too few), and client
+// buffers counted as stored moved every row by ±13 bytes between runs.
+func settled(ctx context.Context, ctl *redis.Client) (serverStats, error) {
+	prev, err := info(ctx, ctl)
+	if err != nil {
+		return prev, err
+	}
+	for range 30 {
+		select {
+		case <-ctx.Done():
+			return prev, ctx.Err()
+		case <-time.After(time.Second):
+		}
+		cur, err := info(ctx, ctl)
+		if err != nil {
+			return cur, err
+		}
+		if d := cur.usedMemory - prev.usedMemory; d > -16<<10 && d < 16<<10 && cur.clientsMem == prev.clientsMem {
+			return cur, nil
+		}
+		prev = cur
+	}
+	return prev, errors.New("memory: used_memory did not settle in 30 s")
 }
 
 func suffix(t string) string {

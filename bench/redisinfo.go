@@ -18,6 +18,7 @@ type serverStats struct {
 	reads      int64   // total_reads_processed: one per request batch read from a socket
 	cpuSec     float64 // used_cpu_sys + used_cpu_user of the server process
 	usedMemory int64
+	clientsMem int64 // mem_clients_normal: the query and reply buffers of normal connections
 	cmdstats   map[string]cmdStat
 }
 
@@ -44,6 +45,8 @@ func parseInfo(s string) serverStats {
 			st.cpuSec += f
 		case "used_memory":
 			st.usedMemory, _ = strconv.ParseInt(v, 10, 64)
+		case "mem_clients_normal":
+			st.clientsMem, _ = strconv.ParseInt(v, 10, 64)
 		}
 		if name, ok := strings.CutPrefix(k, "cmdstat_"); ok {
 			var c cmdStat
