@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -142,7 +141,7 @@ func settled(ctx context.Context, ctl *redis.Client) (serverStats, error) {
 	if err != nil {
 		return prev, err
 	}
-	for range 30 {
+	for range 10 {
 		select {
 		case <-ctx.Done():
 			return prev, ctx.Err()
@@ -157,7 +156,10 @@ func settled(ctx context.Context, ctl *redis.Client) (serverStats, error) {
 		}
 		prev = cur
 	}
-	return prev, errors.New("memory: used_memory did not settle in 30 s")
+	// A server that never holds still (someone else's traffic) still gets
+	// a figure, marked as such, rather than a failed run.
+	fmt.Fprintln(os.Stderr, "bench: memory: used_memory did not hold still for 10 s; figure read anyway")
+	return prev, nil
 }
 
 func suffix(t string) string {
